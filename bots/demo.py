@@ -1,0 +1,79 @@
+"""Demo data for `make run`: senders, people and the seed's reminder template.
+
+Idempotent: running it again updates what it created and adds nothing twice.
+Later parts of the system (flows, queues, workers) add theirs here.
+"""
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import ImproperlyConfigured
+
+from bots.models import ChannelKind, Sender, Template
+
+DEMO_PASSWORD = "demo"
+
+SENDERS = [
+    ("whatsapp:+14155238886", ChannelKind.WHATSAPP, "KeyrusCare WhatsApp"),
+    ("messenger:108131232204637", ChannelKind.MESSENGER, "Prueba Livechat"),
+    ("+15005550006", ChannelKind.SMS, "KeyrusCare SMS"),
+]
+
+PEOPLE = [
+    # username, first name, last name, is supervisor
+    ("ana", "Ana", "García", False),
+    ("ben", "Ben", "Okafor", False),
+    ("sam", "Sam", "Rivera", True),
+]
+
+REMINDER_BODY = (
+    "¡Hola! 🙋‍♂️ {{1}}, somos KeyrusCare. 📞\n\n"
+    "*Te recordamos que tu cita de {{2}} sé aproxima.*\n\n"
+    "*Detalles:*\n\nDía: {{3}}\n\nHora: {{4}}\n\nMes: {{5}}\n\n"
+    "Dentista(a): {{6}} 🦷\n\nLugar: {{7}} 📍\n\n"
+    "Por favor confirmar la asistencia o si necesitas reprogramarla, contáctanos "
+    "con 24 horas de antelación."
+)
+REMINDER_BUTTONS = [
+    {"id": "confirm", "title": "Confirmar asistencia"},
+    {"id": "reschedule", "title": "Reprogramar"},
+]
+
+
+def load_demo() -> list[str]:
+    """Create or refresh the demo data; returns what was done, a line each."""
+    if not settings.DEBUG:
+        raise ImproperlyConfigured(
+            "loaddemo creates users with the password 'demo': it only runs with DEBUG=1"
+        )
+    done = []
+    for address, kind, name in SENDERS:
+        _, created = Sender.objects.update_or_create(
+            address=address, defaults={"kind": kind, "friendly_name": name}
+        )
+        done.append(f"{'created' if created else 'kept'} sender {address}")
+    supervisors, _ = Group.objects.get_or_create(name="Supervisors")
+    supervisors.permissions.set(
+        Permission.objects.filter(
+            content_type__app_label__in=["bots", "routing", "agents"]
+        )
+    )
+    agents, _ = Group.objects.get_or_create(name="Agents")
+    users = get_user_model()
+    for username, first, last, is_supervisor in PEOPLE:
+        user, created = users.objects.get_or_create(username=username)
+        user.first_name, user.last_name = first, last
+        user.email = f"{username}@example.com"
+        user.is_staff = is_supervisor
+        user.set_password(DEMO_PASSWORD)
+        user.save()
+        user.groups.add(supervisors if is_supervisor else agents)
+        role = "supervisor" if is_supervisor else "agent"
+        done.append(f"{'created' if created else 'kept'} {role} {username}")
+    _, created = Template.objects.update_or_create(
+        name="dentalink_reminder",
+        language="es",
+        defaults={"body": REMINDER_BODY, "buttons": REMINDER_BUTTONS},
+    )
+    done.append(f"{'created' if created else 'kept'} template dentalink_reminder")
+    return done
