@@ -21,8 +21,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 run: export DEBUG ?= 1
-run: export HOST := $(HOST)
-run: export PORT := $(PORT)
+run: export WEB_HOST := $(HOST)
+run: export WEB_PORT := $(PORT)
 run: install
 	mkdir -p var
 	$(BIN)/python manage.py migrate --no-input

@@ -129,6 +129,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # A webhook must answer at once even when the broker is down: fail fast when
 # publishing, the database row is the record and beat's sweep picks it up.
 CELERY_TASK_PUBLISH_RETRY = False
@@ -201,7 +202,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
-        "daphne": {"level": "WARNING"},
+        "daphne": {"level": "INFO"},
+        # Beat's sweep runs every few seconds: log what it does, not that it ran.
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.beat": {"level": "WARNING"},
     },
 }
 
