@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 FORM = "application/x-www-form-urlencoded"
+FORMS = (FORM, "multipart/form-data")
 
 
 def public_url(request: HttpRequest) -> str:
@@ -57,7 +58,7 @@ def twilio_webhook(view: Callable[[HttpRequest, QueryDict], HttpResponse]):
             return _refuse(400, "Content-Length is not a number", request)
         if declared > limit:
             return _refuse(413, f"body over {limit} bytes", request)
-        if request.content_type != FORM:
+        if request.content_type not in FORMS:
             return _refuse(
                 400, f"body must be {FORM}, not {request.content_type!r}", request
             )
