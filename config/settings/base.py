@@ -134,6 +134,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # publishing, the database row is the record and beat's sweep picks it up.
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
     "socket_connect_timeout": 1,
     "socket_timeout": 3,
     "visibility_timeout": 3600,
