@@ -1,4 +1,7 @@
+import json
+
 from django.contrib import admin
+from django.utils.html import format_html
 
 from bots.models import Contact, Conversation, Message, MessageEvent, Sender, Template
 
@@ -80,7 +83,7 @@ class MessageAdmin(admin.ModelAdmin):
         "status",
         "error_code",
         "error_message",
-        "raw",
+        "webhook_fields",
         "created_at",
         "updated_at",
         "send_at",
@@ -93,13 +96,26 @@ class MessageAdmin(admin.ModelAdmin):
     ]
     inlines = [MessageEventInline]
 
+    exclude = ["raw"]
+
     @admin.display(description="Body")
     def short_body(self, message: Message) -> str:
         return message.body[:60]
 
+    @admin.display(description="Webhook fields")
+    def webhook_fields(self, message: Message) -> str:
+        if not message.raw:
+            return "-"
+        return format_html(
+            "<pre>{}</pre>", json.dumps(message.raw, indent=2, ensure_ascii=False)
+        )
+
+    # Messages are sent through bots.messaging.send(), which checks what the channel
+    # allows, and they are a record: admin only reads them.
     def has_add_permission(self, request) -> bool:
-        # Messages are sent through bots.messaging.send(), which checks what the
-        # channel allows; admin only reads them.
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
 
 
