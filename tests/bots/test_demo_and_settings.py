@@ -82,3 +82,26 @@ def test_production_settings_refuse_to_start_without_a_secret_key():
 
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_production_without_twilio_settings_warns_at_start(settings):
+    from bots.checks import check_messaging
+
+    settings.DEBUG = False
+    settings.SWITCHBOARD_MESSAGING_BACKEND = (
+        "bots.messaging.backends.simulator.SimulatorBackend"
+    )
+    settings.TWILIO_AUTH_TOKEN = ""
+    settings.PUBLIC_BASE_URL = ""
+
+    ids = [warning.id for warning in check_messaging(None)]
+
+    assert ids == ["bots.W001", "bots.W002", "bots.W003"]
+
+
+def test_development_is_not_warned(settings):
+    from bots.checks import check_messaging
+
+    settings.DEBUG = True
+
+    assert check_messaging(None) == []
