@@ -40,6 +40,7 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # The main suite on SQLite; concurrency tests on a throwaway PostgreSQL cluster;
 # the real stack in a browser, in its own process (Playwright owns an event loop).

@@ -23,8 +23,14 @@ class ContactAdmin(admin.ModelAdmin):
 
 class MessageInline(admin.TabularInline):
     model = Message
-    fields = ["created_at", "direction", "author", "body", "status", "error_code"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "created_at",
+        "direction",
+        "author",
+        "body",
+        "status",
+        "error_code",
+    )
     extra = 0
     can_delete = False
     show_change_link = True
@@ -45,8 +51,7 @@ class ConversationAdmin(admin.ModelAdmin):
 
 class MessageEventInline(admin.TabularInline):
     model = MessageEvent
-    fields = ["created_at", "status", "error_code", "detail"]
-    readonly_fields = fields
+    fields = readonly_fields = ("created_at", "status", "error_code", "detail")
     extra = 0
     can_delete = False
 

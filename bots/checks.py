@@ -8,7 +8,7 @@ SIMULATOR_BACKEND = "bots.messaging.backends.simulator.SimulatorBackend"
 
 @register(Tags.compatibility)
 def check_messaging(app_configs, **kwargs) -> list[Warning]:
-    problems = []
+    problems: list[Warning] = []
     if settings.DEBUG:
         return problems
     if settings.SWITCHBOARD_MESSAGING_BACKEND == SIMULATOR_BACKEND:

@@ -8,6 +8,7 @@ A valid one is stored and answered at once: the work happens in Celery.
 import functools
 import logging
 from collections.abc import Callable
+from typing import cast
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -88,7 +89,7 @@ def twilio_webhook(view: Callable[[HttpRequest, QueryDict], HttpResponse]):
 @twilio_webhook
 def messaging_webhook(request: HttpRequest, fields: QueryDict) -> HttpResponse:
     try:
-        inbound.store_inbound(fields=fields.dict())
+        inbound.store_inbound(fields=cast(dict[str, str], fields.dict()))
     except inbound.InvalidWebhook as exc:
         return _refuse(400, str(exc), request)
     return HttpResponse(EMPTY_TWIML, content_type="text/xml")

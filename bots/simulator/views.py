@@ -195,10 +195,11 @@ async def receipt(request: HttpRequest, message_id: int) -> HttpResponse:
     steps = ["delivered"]
     if message.to_address.startswith(("whatsapp:", "messenger:")):
         steps.append("read")
+    sid = message.provider_sid or ""
     for step in steps:
         fields = {
-            "MessageSid": message.provider_sid,
-            "SmsSid": message.provider_sid,
+            "MessageSid": sid,
+            "SmsSid": sid,
             "MessageStatus": step,
             "SmsStatus": step,
             "AccountSid": settings.TWILIO_ACCOUNT_SID or "AC" + "0" * 32,

@@ -5,6 +5,7 @@ embedded Redis-protocol server on 127.0.0.1:6390.
 """
 
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -86,8 +87,10 @@ TEMPLATES = [
 ]
 
 
-def _database(url: str) -> dict:
-    config = dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
+def _database(url: str) -> dict[str, Any]:
+    config: dict[str, Any] = dict(
+        dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
+    )
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # Several processes (web, worker, beat) share the file: WAL lets readers
         # run beside one writer, IMMEDIATE takes the write lock up front so two
