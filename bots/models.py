@@ -268,6 +268,16 @@ class Message(models.Model):
         return f"{arrow} {text}"
 
     @property
+    def awaiting_receipt(self) -> bool:
+        """Handed to the provider, not yet known delivered."""
+        return bool(self.provider_sid) and self.status in (
+            Status.ACCEPTED,
+            Status.QUEUED,
+            Status.SENDING,
+            Status.SENT,
+        )
+
+    @property
     def customer_address(self) -> str:
         return (
             self.from_address
