@@ -45,7 +45,7 @@ lint: install
 # The main suite on SQLite; concurrency tests on a throwaway PostgreSQL cluster;
 # the real stack in a browser, in its own process (Playwright owns an event loop).
 test-unit: install
-	$(BIN)/pytest tests --ignore=tests/pg --ignore=tests/e2e
+	$(BIN)/pytest tests
 
 test-pg: install
 	$(BIN)/pytest tests/pg

@@ -42,11 +42,19 @@ def sweep_messages() -> dict[str, int]:
     for message_id in messaging.list_due_pending():
         if messaging.deliver(message_id=message_id) != "skipped":
             sent += 1
-    if processed or released or sent:
+    interrupted = messaging.fail_interrupted_sends()
+    if processed or released or sent or interrupted:
         logger.info(
-            "sweep: %d inbound processed, %d scheduled released, %d sends attempted",
+            "sweep: %d inbound processed, %d scheduled released, %d sends attempted, "
+            "%d interrupted sends failed",
             processed,
             len(released),
             sent,
+            interrupted,
         )
-    return {"processed": processed, "released": len(released), "sent": sent}
+    return {
+        "processed": processed,
+        "released": len(released),
+        "sent": sent,
+        "interrupted": interrupted,
+    }

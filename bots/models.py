@@ -254,6 +254,11 @@ class Message(models.Model):
                 name="message_pending_idx",
             ),
             models.Index(
+                fields=["updated_at"],
+                condition=Q(status="submitting"),
+                name="message_submitting_idx",
+            ),
+            models.Index(
                 fields=["conversation", "created_at"], name="message_transcript_idx"
             ),
             models.Index(

@@ -16,6 +16,19 @@ from django.test import Client
 from twilio.request_validator import RequestValidator
 
 FIXTURES = Path(__file__).parent / "fixtures" / "twilio"
+HERE = Path(__file__).parent
+# Each needs a pytest session of its own (a PostgreSQL cluster; Playwright's loop).
+OWN_SESSION = (HERE / "pg", HERE / "e2e")
+
+
+def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
+    """Leave tests/pg and tests/e2e out unless they are asked for by path."""
+    for folder in OWN_SESSION:
+        if collection_path == folder:
+            asked = [Path(arg.split("::")[0]).resolve() for arg in config.args]
+            if not any(folder == a or folder in a.parents for a in asked):
+                return True
+    return None
 
 
 def twilio_payload(name: str, **changes: str) -> dict[str, str]:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -47,6 +48,9 @@ SCHEDULE_MAX = timedelta(days=35)
 # If the job queued at commit never runs (broker down), the sweeper sends after this.
 SWEEP_GRACE = timedelta(seconds=30)
 OUTSIDE_WINDOW_CODE = "63016"
+# A message still submitting after this had its worker die mid-send.
+INTERRUPTED_AFTER = timedelta(minutes=10)
+INTERRUPTED_REASON = "sending was interrupted; not retried to avoid a duplicate"
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
@@ -288,16 +292,35 @@ def deliver(*, message_id: int) -> str:
     SWITCHBOARD_SEND_MAX_ATTEMPTS; a permanent one marks it failed with its code.
     Returns the outcome: "sent", "retry", "failed" or "skipped".
     """
+    # Resolved before the claim: a misconfigured backend leaves the message pending.
+    backend = get_backend()
     claimed = Message.objects.filter(pk=message_id, status=Status.PENDING).update(
-        status=Status.SUBMITTING, updated_at=timezone.now()
+        status=Status.SUBMITTING,
+        attempts=F("attempts") + 1,
+        updated_at=timezone.now(),
     )
     if not claimed:
         return "skipped"
     message = Message.objects.select_related("template").get(pk=message_id)
-    Message.objects.filter(pk=message_id).update(attempts=message.attempts + 1)
-    attempt = message.attempts + 1
     sender = Sender.objects.filter(address=message.from_address).first()
-    if (
+    if _window_closed_since_scheduled(message, sender):
+        _fail(message_id, OUTSIDE_WINDOW_CODE, "outside the WhatsApp 24-hour window")
+        return "failed"
+    try:
+        result = backend.send(_outbound(message, sender))
+    except PermanentSendError as exc:
+        _fail(message_id, exc.code, str(exc))
+        return "failed"
+    except Exception as exc:
+        if not isinstance(exc, TransientSendError):
+            logger.exception("unexpected error sending message %s", message_id)
+        return _retry_later(message, exc)
+    _record_sent(message_id, result.sid, result.status)
+    return "sent"
+
+
+def _window_closed_since_scheduled(message: Message, sender: Sender | None) -> bool:
+    return (
         message.send_at is not None
         and message.template_id is None
         and sender is not None
@@ -305,36 +328,55 @@ def deliver(*, message_id: int) -> str:
         and not within_whatsapp_window(
             sender=sender, customer_address=message.to_address
         )
-    ):
-        _fail(message_id, OUTSIDE_WINDOW_CODE, "outside the WhatsApp 24-hour window")
+    )
+
+
+def _retry_later(message: Message, exc: Exception) -> str:
+    code = getattr(exc, "code", "")
+    if message.attempts >= settings.SWITCHBOARD_SEND_MAX_ATTEMPTS:
+        _fail(message.pk, code, f"gave up after {message.attempts} attempts: {exc}")
         return "failed"
-    try:
-        result = get_backend().send(_outbound(message, sender))
-    except PermanentSendError as exc:
-        _fail(message_id, exc.code, str(exc))
-        return "failed"
-    except TransientSendError as exc:
-        if attempt >= settings.SWITCHBOARD_SEND_MAX_ATTEMPTS:
-            _fail(message_id, exc.code, f"gave up after {attempt} attempts: {exc}")
-            return "failed"
-        delay = backoff_seconds(attempt)
+    delay = backoff_seconds(message.attempts)
+    with transaction.atomic():
+        Message.objects.filter(pk=message.pk, status=Status.SUBMITTING).update(
+            status=Status.PENDING,
+            next_attempt_at=timezone.now() + timedelta(seconds=delay),
+            error_code=code,
+            error_message=str(exc)[:500],
+        )
+        MessageEvent.objects.create(
+            message_id=message.pk,
+            status=Status.PENDING,
+            error_code=code,
+            detail=f"attempt {message.attempts} failed, retry in {delay}s: {exc}"[:500],
+        )
+        enqueue_on_commit(DELIVER_JOB, message.pk, countdown=delay)
+    return "retry"
+
+
+def fail_interrupted_sends(*, older_than: timedelta = INTERRUPTED_AFTER) -> int:
+    """Mark failed the messages left submitting by a worker that died mid-send.
+
+    Twilio may or may not have the message, and sending it again could send it
+    twice, so it is not retried: it is marked failed, visibly, for a person to decide.
+    """
+    cutoff = timezone.now() - older_than
+    stale = Message.objects.filter(status=Status.SUBMITTING, updated_at__lte=cutoff)
+    failed = 0
+    for message_id in list(stale.values_list("pk", flat=True)[:500]):
         with transaction.atomic():
-            Message.objects.filter(pk=message_id, status=Status.SUBMITTING).update(
-                status=Status.PENDING,
-                next_attempt_at=timezone.now() + timedelta(seconds=delay),
-                error_code=exc.code,
-                error_message=str(exc)[:500],
-            )
+            if not stale.filter(pk=message_id).update(
+                status=Status.FAILED,
+                error_message=INTERRUPTED_REASON,
+                updated_at=timezone.now(),
+            ):
+                continue
             MessageEvent.objects.create(
-                message_id=message_id,
-                status=Status.PENDING,
-                error_code=exc.code,
-                detail=f"attempt {attempt} failed, retry in {delay}s: {exc}"[:500],
+                message_id=message_id, status=Status.FAILED, detail="interrupted send"
             )
-            enqueue_on_commit(DELIVER_JOB, message_id, countdown=delay)
-        return "retry"
-    _record_sent(message_id, result.sid, result.status)
-    return "sent"
+            publish_message_event(Message.objects.get(pk=message_id), "message.updated")
+            failed += 1
+    return failed
 
 
 def _record_sent(message_id: int, sid: str, status: str) -> None:

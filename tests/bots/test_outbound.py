@@ -277,7 +277,7 @@ def test_a_scheduled_message_is_held_and_sent_by_the_sweep_when_due(sms_sender, 
     Message.objects.filter(pk=message.pk).update(send_at=timezone.now())
     result = sweep_messages()
 
-    assert result == {"processed": 0, "released": 1, "sent": 1}
+    assert result == {"processed": 0, "released": 1, "sent": 1, "interrupted": 0}
     message.refresh_from_db()
     assert message.status == Status.QUEUED
     assert [m.body for m in outbox] == ["Recordatorio"]
@@ -428,3 +428,61 @@ def test_cancelmessage_cancels_a_scheduled_message(sms_sender, capsys):
 
     message.refresh_from_db()
     assert message.status == Status.CANCELED
+
+
+# When things go wrong inside our own process -----------------------------------
+
+
+@override_settings(
+    SWITCHBOARD_MESSAGING_BACKEND="bots.messaging.backends.twilio.TwilioBackend",
+    TWILIO_ACCOUNT_SID="",
+)
+def test_a_misconfigured_backend_leaves_the_message_pending(sms_sender):
+    from django.core.exceptions import ImproperlyConfigured
+
+    message = messaging.send(sender=sms_sender, to="+15558675310", body="Hola")
+
+    with pytest.raises(ImproperlyConfigured, match="TWILIO_ACCOUNT_SID"):
+        deliver(message_id=message.pk)
+
+    message.refresh_from_db()
+    assert message.status == Status.PENDING
+    assert message.attempts == 0
+
+
+class ExplodingBackend:
+    def send(self, message):
+        raise RuntimeError("bug before the request")
+
+
+@override_settings(
+    SWITCHBOARD_MESSAGING_BACKEND="tests.bots.test_outbound.ExplodingBackend"
+)
+def test_an_unexpected_error_is_logged_and_retried(sms_sender, caplog):
+    message = messaging.send(sender=sms_sender, to="+15558675310", body="Hola")
+
+    assert deliver(message_id=message.pk) == "retry"
+
+    message.refresh_from_db()
+    assert message.status == Status.PENDING
+    assert "bug before the request" in message.error_message
+    assert "unexpected error sending message" in caplog.text
+
+
+def test_a_send_interrupted_mid_way_is_failed_by_the_sweep_not_resent(
+    sms_sender, outbox
+):
+    message = messaging.send(sender=sms_sender, to="+15558675310", body="Hola")
+    # A worker claimed it, then died before it could record the outcome.
+    Message.objects.filter(pk=message.pk).update(status=Status.SUBMITTING)
+    assert sweep_messages()["interrupted"] == 0  # not stale yet
+
+    Message.objects.filter(pk=message.pk).update(
+        updated_at=timezone.now() - timedelta(minutes=11)
+    )
+    assert sweep_messages()["interrupted"] == 1
+
+    message.refresh_from_db()
+    assert message.status == Status.FAILED
+    assert "not retried" in message.error_message
+    assert outbox == []
