@@ -17,6 +17,10 @@ _TIMESTAMP_FIELD = {
 }
 
 
+# What a provider may report about an outbound message.
+DELIVERY_STATUSES = frozenset([*STATUS_RANK, Status.FAILED, Status.UNDELIVERED])
+
+
 def statuses_before(status: str) -> list[str]:
     """The statuses a message may move to `status` from."""
     if status in (Status.FAILED, Status.UNDELIVERED):
@@ -39,7 +43,7 @@ def advance_status(
     anything after a final status) changes nothing and returns False. Each move is
     appended to the message's event log and published after commit.
     """
-    if status not in STATUS_RANK and status not in (Status.FAILED, Status.UNDELIVERED):
+    if status not in DELIVERY_STATUSES:
         raise ValueError(f"not an outbound delivery status: {status!r}")
     now = timezone.now()
     changes: dict[str, object] = {"status": status, "updated_at": now}
@@ -93,7 +97,7 @@ def apply_status_callback(
             "status callback for unknown message %s (%s) ignored", sid, status
         )
         return False
-    if status not in STATUS_RANK and status not in (Status.FAILED, Status.UNDELIVERED):
+    if status not in DELIVERY_STATUSES:
         logger.info(
             "status callback %s for %s ignored: not a delivery status", status, sid
         )
