@@ -27,6 +27,14 @@ class Sender(models.Model):
     address = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=16, choices=ChannelKind.choices)
     friendly_name = models.CharField(max_length=100, blank=True)
+    flow = models.ForeignKey(
+        "bots.Flow",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="senders",
+        help_text="The flow a customer's message starts when no flow is running.",
+    )
     messaging_service_sid = models.CharField(
         "Messaging Service SID",
         max_length=34,
@@ -82,6 +90,14 @@ class Conversation(models.Model):
         Sender, on_delete=models.PROTECT, related_name="conversations"
     )
     phase = models.CharField(max_length=16, choices=Phase.choices, default=Phase.BOT)
+    task = models.ForeignKey(
+        "routing.Task",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="conversations",
+        help_text="The routing task for this conversation, once handed to agents.",
+    )
     opened_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     last_message_at = models.DateTimeField(null=True, blank=True)
