@@ -128,3 +128,6 @@ class MessageAdmin(admin.ModelAdmin):
 class TemplateAdmin(admin.ModelAdmin):
     list_display = ["name", "language", "content_sid"]
     search_fields = ["name", "body"]
+
+
+from bots import admin_flows  # noqa: E402,F401  (flows and executions)

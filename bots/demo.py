@@ -4,14 +4,23 @@ Idempotent: running it again updates what it created and adds nothing twice.
 Later parts of the system (flows, queues, workers) add theirs here.
 """
 
+import json
+from pathlib import Path
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ImproperlyConfigured
 
-from bots.models import ChannelKind, Sender, Template
+from bots.flows.importing import import_flow
+from bots.models import ChannelKind, Flow, Sender, Template
+from routing.models import TaskChannel, Workflow
 
 DEMO_PASSWORD = "demo"
+DEMO_FLOW = Path(__file__).parent / "demo_flows" / "appointments.json"
+# The Twilio ids the seed's flow names, kept on the local objects they stand for.
+SUPPORT_WORKFLOW_SID = "WW00000000000000000000000000000001"
+CHAT_CHANNEL_SID = "TC00000000000000000000000000000001"
 
 SENDERS = [
     ("whatsapp:+14155238886", ChannelKind.WHATSAPP, "KeyrusCare WhatsApp"),
@@ -38,6 +47,35 @@ REMINDER_BUTTONS = [
     {"id": "confirm", "title": "Confirmar asistencia"},
     {"id": "reschedule", "title": "Reprogramar"},
 ]
+
+
+def load_demo_routing() -> list[str]:
+    """The workflow and task channel the demo flow hands conversations to."""
+    _, created = Workflow.objects.update_or_create(
+        name="Support", defaults={"sid": SUPPORT_WORKFLOW_SID}
+    )
+    TaskChannel.objects.update_or_create(
+        unique_name="chat", defaults={"friendly_name": "Chat", "sid": CHAT_CHANNEL_SID}
+    )
+    return [f"{'created' if created else 'kept'} workflow Support, task channel chat"]
+
+
+def load_demo_flow() -> list[str]:
+    """The seed's appointments flow, bound to every demo sender."""
+    definition = json.loads(DEMO_FLOW.read_text(encoding="utf-8"))
+    flow = Flow.objects.filter(name="appointments").first()
+    if (
+        flow is None
+        or flow.published is None
+        or flow.published.definition != definition
+    ):
+        revision = import_flow(definition=definition, name="appointments")
+        flow = revision.flow
+        done = f"imported flow appointments revision {revision.number}"
+    else:
+        done = "kept flow appointments"
+    Sender.objects.filter(address__in=[a for a, _, _ in SENDERS]).update(flow=flow)
+    return [done]
 
 
 def load_demo() -> list[str]:
@@ -76,4 +114,4 @@ def load_demo() -> list[str]:
         defaults={"body": REMINDER_BODY, "buttons": REMINDER_BUTTONS},
     )
     done.append(f"{'created' if created else 'kept'} template dentalink_reminder")
-    return done
+    return done + load_demo_routing() + load_demo_flow()

@@ -4,6 +4,7 @@ import logging
 
 from celery import shared_task
 
+from bots.flows import services as flows
 from bots.messaging import api as messaging
 from bots.services import inbound
 
@@ -43,18 +44,17 @@ def sweep_messages() -> dict[str, int]:
         if messaging.deliver(message_id=message_id) != "skipped":
             sent += 1
     interrupted = messaging.fail_interrupted_sends()
-    if processed or released or sent or interrupted:
-        logger.info(
-            "sweep: %d inbound processed, %d scheduled released, %d sends attempted, "
-            "%d interrupted sends failed",
-            processed,
-            len(released),
-            sent,
-            interrupted,
-        )
-    return {
+    timeouts = sum(
+        flows.fire_timeout(execution_id=execution_id) is not None
+        for execution_id in flows.list_due_timeouts()
+    )
+    result = {
         "processed": processed,
         "released": len(released),
         "sent": sent,
         "interrupted": interrupted,
+        "timeouts": timeouts,
     }
+    if any(result.values()):
+        logger.info("sweep: %s", result)
+    return result

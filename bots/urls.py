@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from bots import webhooks
+from bots import api, webhooks
 
 urlpatterns = [
     path(
@@ -8,4 +8,9 @@ urlpatterns = [
     ),
     path("webhooks/twilio/status", webhooks.status_webhook, name="twilio-status"),
     path("simulator/", include("bots.simulator.urls")),
+    path(
+        "api/flows/<slug:name>/executions",
+        api.start_execution,
+        name="flow-executions",
+    ),
 ]

@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from bots.events import publish_message_event
+from bots.flows import services as flows
 from bots.models import Author, Direction, Message, Status
 from bots.services.conversations import (
     get_or_create_contact,
@@ -87,7 +88,9 @@ def process_inbound(*, message_id: int) -> Message | None:
     """Attach an inbound message to its contact's open conversation and announce it.
 
     Idempotent: a message already processed (or unknown) is a no-op returning None.
-    Flows and agents plug in here: the conversation row is locked for the duration.
+    In the bot phase the message resumes the waiting flow or starts the sender's;
+    the conversation row stays locked meanwhile, so a contact's messages are taken
+    one at a time, in order.
     """
     with transaction.atomic():
         message = (
@@ -112,6 +115,7 @@ def process_inbound(*, message_id: int) -> Message | None:
         conversation.last_message_at = message.created_at
         conversation.save(update_fields=["last_message_at"])
         publish_message_event(message, "message.received")
+        flows.on_inbound(conversation=conversation, message=message)
     return message
 
 

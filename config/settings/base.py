@@ -4,6 +4,7 @@ Unset variables mean the embedded defaults `make run` uses: SQLite under var/ an
 embedded Redis-protocol server on 127.0.0.1:6390.
 """
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +174,21 @@ SWITCHBOARD_WEBHOOK_MAX_BYTES = env_int("SWITCHBOARD_WEBHOOK_MAX_BYTES", 64 * 10
 SWITCHBOARD_SEND_MAX_ATTEMPTS = env_int("SWITCHBOARD_SEND_MAX_ATTEMPTS", 6)
 SWITCHBOARD_TWILIO_TIMEOUT = env_int("SWITCHBOARD_TWILIO_TIMEOUT", 10)
 
+# Flows. Functions open assets from these folders; they read secrets from
+# environment variables named FUNCTION_SECRET_<NAME>, as context.secrets["NAME"].
+SWITCHBOARD_FLOW_ASSET_DIRS = env_list(
+    "SWITCHBOARD_FLOW_ASSET_DIRS", [str(BASE_DIR / "assets")]
+)
+SWITCHBOARD_FUNCTION_SECRETS = {
+    key.removeprefix("FUNCTION_SECRET_"): value
+    for key, value in os.environ.items()
+    if key.startswith("FUNCTION_SECRET_")
+}
+# Bearer tokens for the REST API (/api/...), comma-separated.
+SWITCHBOARD_API_TOKENS = env_list("SWITCHBOARD_API_TOKENS", [])
+# Time zone for split conditions on times and dates; default: TIME_ZONE.
+SWITCHBOARD_FLOW_TIME_ZONE = env_str("SWITCHBOARD_FLOW_TIME_ZONE", "")
+
 _VALIDATORS = "django.contrib.auth.password_validation"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": f"{_VALIDATORS}.UserAttributeSimilarityValidator"},
@@ -214,9 +230,17 @@ LOGGING = {
         "celery.app.trace": {"level": "WARNING"},
         "celery.worker.strategy": {"level": "WARNING"},
         "celery.beat": {"level": "WARNING"},
+        # httpx logs each request's full URL, query secrets included.
+        "httpx": {"level": "WARNING"},
     },
 }
 
 # Development serves static files straight from the source folders.
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
+
+# Outbound HTTP from flows (make-http-request, run-function). Flow URLs are untrusted,
+# so loopback, private, link-local (cloud metadata), CGNAT, multicast and reserved
+# addresses are refused; list hostnames and/or CIDR networks here to let some
+# through, e.g. "127.0.0.1/32,crm.internal".
+SWITCHBOARD_HTTP_ALLOWLIST = env_list("SWITCHBOARD_HTTP_ALLOWLIST", [])

@@ -32,3 +32,6 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+# No internal destination is allowed by default: tests opt in with `settings`.
+SWITCHBOARD_HTTP_ALLOWLIST = []

@@ -277,7 +277,13 @@ def test_a_scheduled_message_is_held_and_sent_by_the_sweep_when_due(sms_sender, 
     Message.objects.filter(pk=message.pk).update(send_at=timezone.now())
     result = sweep_messages()
 
-    assert result == {"processed": 0, "released": 1, "sent": 1, "interrupted": 0}
+    assert result == {
+        "processed": 0,
+        "released": 1,
+        "sent": 1,
+        "interrupted": 0,
+        "timeouts": 0,
+    }
     message.refresh_from_db()
     assert message.status == Status.QUEUED
     assert [m.body for m in outbox] == ["Recordatorio"]
