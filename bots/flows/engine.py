@@ -173,10 +173,10 @@ class Engine:
 
     def _finish_frame(self) -> None:
         frames = self.state["frames"]
-        child = frames.pop()
-        if not frames:
+        if len(frames) == 1:  # the root frame stays: its context is the record
             self._end("flow end")
             return
+        child = frames.pop()
         parent = frames[-1]
         definition = self._definition(parent)
         widget = definition.states[parent["state"]]
