@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from decimal import Decimal
 from functools import lru_cache
 from io import StringIO
 from typing import Any, TextIO
@@ -23,7 +22,6 @@ from liquid.builtin.output import Output, OutputNode
 from liquid.builtin.tags.echo_tag import EchoNode, EchoTag
 from liquid.exceptions import (
     LiquidError,
-    LiquidInterrupt,
     LiquidValueError,
     ResourceLimitError,
     StopRender,
@@ -41,6 +39,8 @@ MAX_RENDER_SECONDS = 1.0
 # generous, so a flow may still `assign` a large HTTP body.
 _MAX_LOCALS_BYTES = 64 * MAX_OUTPUT_CHARS
 
+_TOO_LONG = f"template longer than {MAX_SOURCE_CHARS} characters"
+
 logger = logging.getLogger(__name__)
 
 
@@ -56,8 +56,8 @@ class RenderLimitExceeded(RuntimeError):
 def render_json(value: Any) -> str:
     """Compact JSON of `value`, non-ASCII kept; the `to_json` filter's output.
 
-    Never raises for Liquid values: missing (undefined) is `null`, numbers from the
-    math filters stay numbers, anything else JSON lacks becomes its string.
+    Never raises for Liquid values: missing (undefined) is `null`, ranges are
+    arrays, anything else JSON lacks (dates) becomes its string.
     """
     return json.dumps(
         value, ensure_ascii=False, separators=(",", ":"), default=_json_default
@@ -67,13 +67,9 @@ def render_json(value: Any) -> str:
 def _json_default(value: Any) -> Any:
     if is_undefined(value):
         return None
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, Mapping):
+    if isinstance(value, Mapping):  # `forloop`, drops
         return dict(value)
-    if isinstance(value, range | tuple):
-        return list(value)
-    return str(value)
+    return list(value) if isinstance(value, range) else str(value)
 
 
 def _to_text(value: object) -> str:
@@ -122,8 +118,8 @@ class _Buffer(StringIO):
 
 @string_filter
 def _bounded_replace(value: str, old: object, new: object = "") -> str:
-    # The one built-in filter whose result grows with the product of its inputs;
-    # refuse before building it, since a single call cannot be interrupted.
+    # The one built-in string filter whose result grows with the product of its
+    # inputs; refuse before building it, since a single call cannot be interrupted.
     old_s, new_s = str(old), str(new)
     if len(value) + value.count(old_s) * (len(new_s) - len(old_s)) > MAX_OUTPUT_CHARS:
         raise RenderLimitExceeded(f"replace result over {MAX_OUTPUT_CHARS} characters")
@@ -147,17 +143,19 @@ class _Context(RenderContext):
 
     @contextmanager
     def loop(self, namespace: Mapping[str, object], forloop: Any) -> Iterator[Any]:
-        # Count iterations as they happen (so an early `break` costs nothing) and
-        # in total across the render, nested or not: a nested-loop bomb stops at
-        # the 16th iteration instead of multiplying.
+        # Count iterations as they happen (so an early `break` costs nothing), per
+        # loop as Studio does ("15 iterations per loop"); nested loops are bounded
+        # by the clock and the output limit.
         forloop.it = self._metered(forloop.it)
         with super().loop(namespace, forloop) as context:
             yield context
 
     def _metered(self, items: Iterator[Any]) -> Iterator[Any]:
+        count = 0
         for item in items:
+            count += 1
             self.iterations += 1
-            if self.iterations > MAX_LOOP_ITERATIONS:
+            if count > MAX_LOOP_ITERATIONS:
                 raise RenderLimitExceeded(
                     f"more than {MAX_LOOP_ITERATIONS} loop iterations"
                 )
@@ -183,9 +181,10 @@ class _Context(RenderContext):
             try:
                 result = func(left, *args, **kwargs)
             except (LiquidError, TypeError, ValueError, ArithmeticError) as err:
-                # Lenient like Studio: a failing filter (`divided_by: 0`, a missing
-                # argument) yields nothing, which `default` can still replace.
-                logger.warning("liquid filter %r failed: %s", name, err)
+                # Lenient: a failing filter (`divided_by: 0`, a missing argument)
+                # yields nothing, which a later `default` can still replace.
+                reason = err.message if isinstance(err, LiquidError) else err
+                logger.warning("liquid filter %r failed: %s", name, reason)
                 return self.env.undefined(name, token=token)
             self.check_deadline()
             if isinstance(result, str | list) and len(result) > MAX_OUTPUT_CHARS:
@@ -215,14 +214,6 @@ class _StudioEnvironment(Environment):
 
 
 _ENV = _StudioEnvironment()
-_SKIPPABLE = (
-    LiquidError,
-    LiquidInterrupt,
-    ArithmeticError,
-    LookupError,
-    TypeError,
-    ValueError,
-)
 
 
 def _where(source: str, index: int) -> str:
@@ -241,15 +232,10 @@ def _describe(err: Exception, source: str) -> str:
     return f"{err.message}{_where(source, index)}"
 
 
-@lru_cache(maxsize=2048)
+@lru_cache(maxsize=2048)  # flows render the same few templates over and over
 def _parse(source: str) -> BoundTemplate | str:
-    """The parsed template, or a one-line message saying why `source` is invalid.
-
-    Messages are cached instead of exceptions so a re-raise never drags old
-    tracebacks along.
-    """
-    if len(source) > MAX_SOURCE_CHARS:
-        return f"template longer than {MAX_SOURCE_CHARS} characters"
+    """The parsed template, or a one-line message saying why `source` is invalid
+    (a message, not an exception, so cached re-raises carry no stale traceback)."""
     try:
         template = _ENV.from_string(source)
     except LiquidError as err:
@@ -266,6 +252,8 @@ def _parse(source: str) -> BoundTemplate | str:
 def check_syntax(source: str) -> str | None:
     """None when `source` parses, else a one-line message (with line/column where
     python-liquid gives a position). Never raises."""
+    if len(source) > MAX_SOURCE_CHARS:
+        return _TOO_LONG
     parsed = _parse(source)
     return parsed if isinstance(parsed, str) else None
 
@@ -280,7 +268,7 @@ def render(source: str, context: Mapping[str, Any]) -> str:
     when `source` does not parse (check_syntax says so at import).
     """
     if len(source) > MAX_SOURCE_CHARS:
-        raise RenderLimitExceeded(f"template longer than {MAX_SOURCE_CHARS} characters")
+        raise RenderLimitExceeded(_TOO_LONG)
     if "{{" not in source and "{%" not in source:
         return source  # most bodies are plain text: skip the parse cache
     parsed = _parse(source)
@@ -292,15 +280,17 @@ def render(source: str, context: Mapping[str, Any]) -> str:
     for node in parsed.nodes:
         try:
             node.render(ctx, buffer)
+        except RenderLimitExceeded:
+            raise
         except (ResourceLimitError, LiquidValueError) as err:
             # LiquidValueError: python-liquid's own caps on range and integer sizes.
             raise RenderLimitExceeded(str(err.message)) from err
         except StopRender:
             break
-        except _SKIPPABLE as err:
-            # python-liquid's own lax mode would also swallow resource limits;
-            # this is its top-level-node leniency without that hole. Python errors
-            # are here too: python-liquid lets some escape (`{{ (1..10e30).size }}`).
+        except Exception as err:
+            # python-liquid's lax mode, minus its hole (it swallows resource limits
+            # too). Python errors as well: some escape python-liquid (`.size` of a
+            # range too long for len() raises OverflowError).
             logger.warning("liquid error skipped: %s", _describe(err, source))
     ctx.check_deadline()
     return buffer.getvalue()
