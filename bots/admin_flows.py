@@ -171,8 +171,7 @@ class ExecutionAdmin(admin.ModelAdmin):
     list_filter = ["status", "revision__flow"]
     search_fields = ["contact_address", "channel_address"]
     list_select_related = ["revision__flow"]
-    exclude = ["state"]
-    readonly_fields = [
+    fields = readonly_fields = (
         "revision",
         "conversation",
         "contact_address",
@@ -185,7 +184,7 @@ class ExecutionAdmin(admin.ModelAdmin):
         "updated_at",
         "ended_at",
         "flow_variables",
-    ]
+    )
     inlines = [StepInline]
     actions = ["stop_executions"]
 

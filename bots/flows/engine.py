@@ -157,7 +157,7 @@ class Engine:
                 "widget_type": widget.get("type", ""),
                 "event": event,
                 "next": next_state or "",
-                "changes": {f"widgets.{widget['name']}": outputs} if outputs else {},
+                "changes": _changes(widget, outputs),
             }
         )
 
@@ -239,6 +239,15 @@ class Engine:
 
     def handoff_done(self, reason: str) -> None:
         self._end(reason)
+
+
+def _changes(widget: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
+    """What a step changed in the context, for the execution's log."""
+    if not outputs:
+        return {}
+    if widget.get("type") == "set-variables":
+        return {f"flow.variables.{key}": value for key, value in outputs.items()}
+    return {f"widgets.{widget['name']}": outputs}
 
 
 # -- widgets ---------------------------------------------------------------------
@@ -338,8 +347,6 @@ def set_variables(engine: Engine, widget, props, context) -> Result:
         value = _typed(engine, item, context)
         context["flow"]["variables"][item["key"]] = value
         values[item["key"]] = value
-    changes = {f"flow.variables.{key}": value for key, value in values.items()}
-    engine.runtime.emit({"type": "variables", "widget": widget["name"], **changes})
     return "next", values
 
 

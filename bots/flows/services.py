@@ -82,12 +82,8 @@ class DbRuntime:
                     changes=line["changes"],
                 )
             )
-        elif line["type"] in ("variables", "end") and self.steps:
-            detail = {k: v for k, v in line.items() if k not in ("type", "widget")}
-            if line["type"] == "end":
-                self.steps[-1].detail = f"ended: {line['reason']}"
-            else:
-                self.steps[-1].changes.update(detail)
+        elif line["type"] == "end" and self.steps:
+            self.steps[-1].detail = f"ended: {line['reason']}"
 
     def send_message(self, *, widget: str, **message: Any) -> dict[str, Any]:
         template = None

@@ -85,9 +85,6 @@ class Execution(models.Model):
     )
     waiting_widget = models.CharField(max_length=200, blank=True)
     wait_deadline = models.DateTimeField(null=True, blank=True)
-    lease_until = models.DateTimeField(
-        null=True, blank=True, help_text="Set while a worker is running this execution."
-    )
     last_input_id = models.BigIntegerField(
         null=True, blank=True, help_text="The last inbound message this execution read."
     )
