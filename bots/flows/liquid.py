@@ -151,9 +151,7 @@ class _Context(RenderContext):
             yield context
 
     def _metered(self, items: Iterator[Any]) -> Iterator[Any]:
-        count = 0
-        for item in items:
-            count += 1
+        for count, item in enumerate(items, start=1):
             self.iterations += 1
             if count > MAX_LOOP_ITERATIONS:
                 raise RenderLimitExceeded(
