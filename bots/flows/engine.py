@@ -100,6 +100,10 @@ class Engine:
         """Nobody answered in time: resume on `timeout`."""
         self._resume("timeout", {})
 
+    def expire(self, age: str) -> None:
+        """The execution outlived Studio's limit: end it without resuming."""
+        self._end(f"expired after {age}")
+
     @property
     def waiting(self) -> dict[str, Any] | None:
         return self.state.get("waiting")

@@ -321,6 +321,8 @@ def fire_timeout(*, execution_id: int, force: bool = False) -> Execution | None:
         execution = query.first()
         if execution is None:
             return None
+        if timezone.now() >= execution.started_at + MAX_EXECUTION_AGE:
+            return _run(execution, lambda engine: engine.expire("30 days"))
         return _run(execution, lambda engine: engine.timeout())
 
 

@@ -176,3 +176,37 @@ def test_the_seed_flow_can_be_started_by_rest_as_well(client, settings, sms_send
     assert response.status_code == 201
     assert response.json()["status"] == "waiting"
     assert "Escribe 1 para cancelar" in Message.objects.get(direction="outbound").body
+
+
+def test_an_execution_older_than_30_days_expires_instead_of_timing_out(
+    client, reminder_flow
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from bots.flows.services import fire_timeout
+
+    waiting = json.loads(json.dumps(REMINDER_FLOW))
+    waiting["states"][1]["type"] = "send-and-wait-for-reply"
+    waiting["states"][1]["properties"]["timeout"] = "5000000"
+    waiting["states"][1]["transitions"] = [
+        {"event": "incomingMessage"},
+        {"event": "timeout", "next": "remind"},
+        {"event": "deliveryFailure"},
+    ]
+    import_flow(definition=waiting, name="reminder")
+    post(client, {"To": "+15558675310", "From": "+15005550006"}, **bearer())
+    execution = Execution.objects.get()
+    assert execution.wait_deadline <= execution.started_at + timedelta(days=30)
+    Execution.objects.update(
+        started_at=timezone.now() - timedelta(days=31),
+        wait_deadline=timezone.now() - timedelta(days=1),
+    )
+
+    fire_timeout(execution_id=execution.pk)
+
+    execution.refresh_from_db()
+    assert execution.status == "ended"
+    assert execution.end_reason == "expired after 30 days"
+    assert Message.objects.filter(direction="outbound").count() == 1
