@@ -106,10 +106,10 @@ class FlowAdmin(admin.ModelAdmin):
         from bots.flows.diagram import render_svg
 
         # render_svg escapes every text it takes from the definition.
-        return mark_safe(  # noqa: S308
-            f'<div style="overflow:auto;max-height:70vh">'
-            f"{render_svg(flow.published.definition)}</div>"
+        svg = render_svg(flow.published.definition).replace(
+            "<svg ", '<svg style="width:100%;height:auto;max-height:85vh" ', 1
         )
+        return mark_safe(f"<div>{svg}</div>")  # noqa: S308
 
     def save_model(
         self, request: HttpRequest, obj: Flow, form: Any, change: bool

@@ -85,15 +85,14 @@ class FlowDefinition:
 
     def next_state(self, state: dict[str, Any], event: str) -> str | None:
         """Where `event` of `state` leads; None ends the execution."""
-        for transition in state.get("transitions", []):
+        for transition in _transitions(state):
             if transition.get("event") == event:
                 return transition.get("next") or None
         return None
 
     def wired(self, state: dict[str, Any], event: str) -> bool:
         return any(
-            t.get("event") == event and t.get("next")
-            for t in state.get("transitions", [])
+            t.get("event") == event and t.get("next") for t in _transitions(state)
         )
 
 
@@ -151,17 +150,25 @@ def _reachable(definition: FlowDefinition) -> set[str]:
         return set()
     todo = [
         t.get("next")
-        for t in start.get("transitions", [])
+        for t in _transitions(start)
         if t.get("event") in MESSAGING_TRIGGERS and t.get("next")
     ]
     seen = {definition.initial_state}
     while todo:
         name = todo.pop()
-        if name in seen or name not in definition.states:
+        if not isinstance(name, str) or name in seen or name not in definition.states:
             continue
         seen.add(name)
-        todo += [t.get("next") for t in definition.states[name].get("transitions", [])]
+        todo += [t.get("next") for t in _transitions(definition.states[name])]
     return seen
+
+
+def _transitions(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The state's well-formed transitions; malformed ones are reported elsewhere."""
+    transitions = state.get("transitions")
+    if not isinstance(transitions, list):
+        return []
+    return [t for t in transitions if isinstance(t, dict)]
 
 
 def _check_state(
@@ -195,7 +202,10 @@ def _check_transitions(
     definition: FlowDefinition, state: dict[str, Any]
 ) -> Iterator[str]:
     allowed = WIDGET_EVENTS[state["type"]]
-    for transition in state.get("transitions") or []:
+    raw = state.get("transitions")
+    if not isinstance(raw, list) or len(_transitions(state)) != len(raw):
+        yield "transitions must be a list of objects"
+    for transition in _transitions(state):
         event, target = transition.get("event"), transition.get("next")
         if event not in allowed:
             yield f'unknown event "{event}" for {state["type"]}'
@@ -243,9 +253,19 @@ def _check_liquid(properties: dict[str, Any]) -> Iterator[str]:
 
 
 def _check_conditions(state: dict[str, Any]) -> Iterator[str]:
-    matches = [t for t in state.get("transitions") or [] if t.get("event") == "match"]
+    matches = [t for t in _transitions(state) if t.get("event") == "match"]
     for number, transition in enumerate(matches, start=1):
-        for condition in transition.get("conditions") or []:
+        conditions = transition.get("conditions") or []
+        if not isinstance(conditions, list) or not all(
+            isinstance(c, dict) for c in conditions
+        ):
+            yield f"condition {number}: conditions must be a list of objects"
+            continue
+        for condition in conditions:
+            for argument in condition.get("arguments") or []:
+                error = liquid.check_syntax(str(argument))
+                if error:
+                    yield f"condition {number}: argument does not parse: {error}"
             operator = condition.get("type")
             if operator not in operators.OPERATORS:
                 yield f'condition {number}: unknown operator "{operator}"'

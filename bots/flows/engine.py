@@ -122,7 +122,9 @@ class Engine:
                 self._count(widget["name"])
                 event, outputs, *chosen = self._run_widget(widget, frame["context"])
                 if event is not None:
-                    self._advance(definition, widget, event, outputs, *chosen)
+                    self._advance(
+                        definition, widget, event, outputs, *chosen, replace=True
+                    )
         except Stop as stop:
             self._end(str(stop))
         except liquid.RenderLimitExceeded as exc:
@@ -147,10 +149,19 @@ class Engine:
         event: str,
         outputs: dict[str, Any],
         *chosen: str | None,
+        replace: bool = False,
     ) -> None:
+        """Record the widget's outputs and step on along `event` (or `chosen`).
+
+        A widget that ran replaces its outputs, so a failure leaves them empty;
+        a reply adds `inbound` beside the `outbound` its widget kept.
+        """
         frame = self.state["frames"][-1]
-        if outputs:
-            frame["context"]["widgets"].setdefault(widget["name"], {}).update(outputs)
+        widgets = frame["context"]["widgets"]
+        if replace:
+            widgets[widget["name"]] = dict(outputs)
+        elif outputs:
+            widgets.setdefault(widget["name"], {}).update(outputs)
         next_state = chosen[0] if chosen else definition.next_state(widget, event)
         frame["state"] = next_state
         self.runtime.emit(
@@ -185,7 +196,7 @@ class Engine:
         definition = self._definition(parent)
         widget = definition.states[parent["state"]]
         variables = dict(child["context"]["flow"]["variables"])
-        self._advance(definition, widget, "completed", variables)
+        self._advance(definition, widget, "completed", variables, replace=True)
 
     def _end(self, reason: str) -> None:
         self.ended = reason
@@ -405,7 +416,11 @@ def run_function(engine: Engine, widget, props, context) -> Result:
     result = engine.runtime.call_function(widget=widget["name"], name=name, event=event)
     if not result.ok:
         return "fail", {}
-    outputs: dict[str, Any] = {"body": result.body, "status_code": 200}
+    outputs: dict[str, Any] = {
+        "body": result.body,
+        "status_code": 200,
+        "content_type": "text/plain",
+    }
     if result.parsed is not None:
         outputs["parsed"] = result.parsed
         outputs["content_type"] = "application/json"
@@ -459,17 +474,41 @@ def twiml_redirect(engine: Engine, widget, props, context) -> Result:
     return ("timeout" if "timed out" in result.error else "fail"), {}
 
 
+def _json_safe(value: Any) -> Any:
+    """Strings escaped for the inside of a JSON string literal, recursively."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)[1:-1]
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def _attributes(engine: Engine, source: str, context: dict[str, Any]) -> Any:
+    """The task attributes: a JSON document written as Liquid.
+
+    Flows write `"name": "{{trigger.message.ProfileName}}"`: a quote in what the
+    customer typed would break the JSON, so a document that does not parse is
+    rendered again with every string escaped for a JSON string.
+    """
+    rendered = engine.render(source, context)
+    if not rendered.strip():
+        return {}
+    try:
+        return json.loads(rendered)
+    except ValueError:
+        return json.loads(engine.render(source, _json_safe(context)))
+
+
 def send_to_flex(engine: Engine, widget, props, context) -> Result:
     mapping = engine.mapping()
     workflow = mapping.get(str(props.get("workflow")), str(props.get("workflow")))
     channel = mapping.get(str(props.get("channel")), str(props.get("channel")))
-    rendered = engine.render(props.get("attributes") or "{}", context)
     try:
-        attributes = json.loads(rendered) if rendered.strip() else {}
+        attributes = _attributes(engine, str(props.get("attributes") or "{}"), context)
     except ValueError as exc:
-        raise Stop(
-            f'widget "{widget["name"]}": attributes are not JSON: {exc}'
-        ) from exc
+        return "failedToEnqueue", {"error": f"attributes are not JSON: {exc}"}
     priority = _integer(engine.render(props.get("priority"), context), 0)
     timeout = _integer(engine.render(props.get("timeout"), context), 86400)
     try:
