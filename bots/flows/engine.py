@@ -10,6 +10,9 @@ import json
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
 
 from bots.flows import liquid, operators
 from bots.flows.definition import FlowDefinition
@@ -343,7 +346,15 @@ def _condition_holds(
     arguments = condition.get("arguments") or []
     subject = engine.render(arguments[0], context) if arguments else value
     expected = engine.render(condition.get("value", ""), context)
-    return operators.matches(str(condition.get("type")), subject, expected)
+    return operators.matches(
+        str(condition.get("type")), subject, expected, tz=flow_time_zone()
+    )
+
+
+def flow_time_zone() -> ZoneInfo | None:
+    """The zone split conditions compare times and dates in; None: TIME_ZONE."""
+    name = settings.SWITCHBOARD_FLOW_TIME_ZONE
+    return ZoneInfo(name) if name else None
 
 
 def _typed(engine: Engine, item: dict[str, Any], context: dict[str, Any]) -> Any:

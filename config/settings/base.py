@@ -7,6 +7,7 @@ embedded Redis-protocol server on 127.0.0.1:6390.
 import os
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -188,6 +189,14 @@ SWITCHBOARD_FUNCTION_SECRETS = {
 SWITCHBOARD_API_TOKENS = env_list("SWITCHBOARD_API_TOKENS", [])
 # Time zone for split conditions on times and dates; default: TIME_ZONE.
 SWITCHBOARD_FLOW_TIME_ZONE = env_str("SWITCHBOARD_FLOW_TIME_ZONE", "")
+if SWITCHBOARD_FLOW_TIME_ZONE:
+    try:
+        ZoneInfo(SWITCHBOARD_FLOW_TIME_ZONE)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ImproperlyConfigured(
+            "SWITCHBOARD_FLOW_TIME_ZONE is not a time zone: "
+            f"{SWITCHBOARD_FLOW_TIME_ZONE!r}"
+        ) from None
 
 _VALIDATORS = "django.contrib.auth.password_validation"
 AUTH_PASSWORD_VALIDATORS = [

@@ -80,3 +80,25 @@ def test_liquid_in_a_condition_argument_is_checked_at_import():
         validate(definition, local_refs({}))
 
     assert any("argument does not parse" in p for p in raised.value.problems)
+
+
+def test_time_conditions_compare_in_the_flows_time_zone(bot, say, settings):  # noqa: F811
+    # 23:30 in Bogotá is 04:30 the next day in UTC.
+    settings.SWITCHBOARD_FLOW_TIME_ZONE = "America/Bogota"
+    bot(
+        studio.flow(
+            studio.trigger("when"),
+            studio.split(
+                "when",
+                "{{trigger.message.Body}}",
+                ("is_after_time", "22:00", "late"),
+                no_match="early",
+            ),
+            studio.send("late", "tarde"),
+            studio.send("early", "temprano"),
+        )
+    )
+
+    say("2026-11-27T04:30:00+00:00")
+
+    assert chat.bot_bodies() == ["tarde"]
