@@ -14,7 +14,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from bots.flows.importing import import_flow
 from bots.models import ChannelKind, Flow, Sender, Template
-from routing.models import TaskChannel, Workflow
+from routing import services as routing
+from routing.models import TaskChannel, TaskQueue, Worker, Workflow
 
 DEMO_PASSWORD = "demo"
 DEMO_FLOW = Path(__file__).parent / "demo_flows" / "appointments.json"
@@ -49,15 +50,71 @@ REMINDER_BUTTONS = [
 ]
 
 
+SUPPORT_WORKFLOW = {
+    "task_routing": {
+        "filters": [
+            {
+                "filter_friendly_name": "Spanish",
+                "expression": "language == null OR language == 'es'",
+                "targets": [
+                    {"queue": "Spanish", "timeout": 60},
+                    {"queue": "Everyone", "priority": 10},
+                ],
+            },
+            {
+                "filter_friendly_name": "English",
+                "expression": "language == 'en'",
+                "targets": [
+                    {"queue": "English", "timeout": 60},
+                    {"queue": "Everyone", "priority": 10},
+                ],
+            },
+        ],
+        "default_filter": {"queue": "Everyone"},
+    }
+}
+QUEUES = [
+    ("Spanish", "languages HAS 'es'"),
+    ("English", "languages HAS 'en'"),
+    ("Everyone", "1==1"),
+]
+WORKERS = [("ana", ["es", "en"]), ("ben", ["en"])]
+
+
 def load_demo_routing() -> list[str]:
-    """The workflow and task channel the demo flow hands conversations to."""
-    _, created = Workflow.objects.update_or_create(
-        name="Support", defaults={"sid": SUPPORT_WORKFLOW_SID}
-    )
+    """Queues, the Support workflow with an escalation step, activities, and the
+    agents' workers (chat capacity 2): where the flow's "talk to an agent" lands."""
+    routing.ensure_workspace()
     TaskChannel.objects.update_or_create(
         unique_name="chat", defaults={"friendly_name": "Chat", "sid": CHAT_CHANNEL_SID}
     )
-    return [f"{'created' if created else 'kept'} workflow Support, task channel chat"]
+    for name, expression in QUEUES:
+        TaskQueue.objects.update_or_create(
+            name=name, defaults={"target_workers": expression}
+        )
+    _, created = Workflow.objects.update_or_create(
+        name="Support",
+        defaults={
+            "sid": SUPPORT_WORKFLOW_SID,
+            "configuration": SUPPORT_WORKFLOW,
+            "task_reservation_timeout": 60,
+        },
+    )
+    done = [
+        f"{'created' if created else 'kept'} workflow Support, its queues and channel"
+    ]
+    users = get_user_model()
+    for username, languages in WORKERS:
+        worker = Worker.objects.filter(name=username).first()
+        if worker is None:
+            worker = routing.create_worker(
+                name=username,
+                attributes={"languages": languages},
+                capacity={"chat": 2},
+                user=users.objects.filter(username=username).first(),
+            )
+            done.append(f"created worker {username}")
+    return done
 
 
 def load_demo_flow() -> list[str]:

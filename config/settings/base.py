@@ -155,6 +155,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(SWITCHBOARD_SWEEP_SECONDS),
         "options": {"expires": SWITCHBOARD_SWEEP_SECONDS * 2},
     },
+    "sweep-routing": {
+        "task": "routing.jobs.sweep_routing",
+        "schedule": 1.0,
+        "options": {"expires": 2},
+    },
 }
 
 # Twilio. Without an auth token no webhook can be verified, so every one is

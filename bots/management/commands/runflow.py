@@ -3,46 +3,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
-from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connections, transaction
+from django.db import transaction
 from django.test.utils import override_settings
 
 from bots.flows import services as flows
 from bots.flows.definition import InvalidFlow
 from bots.flows.http import HttpResult, http_request
 from bots.flows.importing import import_flow, parse_mapping
+from routing.throwaway import use_throwaway_database
 
 LOCMEM = "bots.messaging.backends.locmem.LocmemBackend"
 ALWAYS_PRINTED = {"message", "wait", "handoff", "end", "warning"}
-
-
-def use_throwaway_database() -> None:
-    """Point Django at a fresh in-memory SQLite database for this process."""
-    connections.close_all()
-    name = f"file:runflow-{uuid.uuid4().hex}?mode=memory&cache=shared"
-    database = settings.DATABASES["default"]
-    database.clear()
-    database.update(
-        ENGINE="django.db.backends.sqlite3",
-        NAME=name,
-        OPTIONS={"uri": True},
-        ATOMIC_REQUESTS=False,
-        AUTOCOMMIT=True,
-        CONN_MAX_AGE=0,
-        CONN_HEALTH_CHECKS=False,
-        TIME_ZONE=None,
-        TEST={},
-        USER="",
-        PASSWORD="",
-        HOST="",
-        PORT="",
-    )
-    for alias in list(connections.settings):
-        if hasattr(connections._connections, alias):  # type: ignore[attr-defined]
-            del connections[alias]
-    connections.__dict__.pop("settings", None)
 
 
 class StubbedHttp:
@@ -121,12 +93,13 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         use_throwaway_database()
-        with override_settings(SWITCHBOARD_MESSAGING_BACKEND=LOCMEM):
-            call_command("migrate", verbosity=0, interactive=False)
-            with transaction.atomic():
-                self._run(definition, stubs, mapping, options)
-                # Nothing happened for real: on-commit jobs and events are dropped.
-                transaction.set_rollback(True)
+        with (
+            override_settings(SWITCHBOARD_MESSAGING_BACKEND=LOCMEM),
+            transaction.atomic(),
+        ):
+            self._run(definition, stubs, mapping, options)
+            # Nothing happened for real: on-commit jobs and events are dropped.
+            transaction.set_rollback(True)
 
     def _load(self, path: Path) -> Any:
         try:

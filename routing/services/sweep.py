@@ -1,0 +1,73 @@
+"""Beat's timer for routing: every deadline is a column, read here through an index.
+
+A late sweep fixes things up in the order they fell due; running it twice, or in
+two processes at once, does each thing once.
+"""
+
+from django.db import transaction
+
+from routing import clock
+from routing.models import LIVE_TASK, Reservation, ReservationStatus, Task
+from routing.services.dispatch import TTL_EXCEEDED, dispatch, dispatch_one
+from routing.services.reservations import time_out_reservation
+from routing.services.tasks import cancel_locked
+
+
+def next_deadline():
+    """The earliest routing deadline still ahead (for routesim's virtual clock)."""
+    candidates = [
+        Reservation.objects.filter(status=ReservationStatus.PENDING)
+        .order_by("expires_at")
+        .values_list("expires_at", flat=True)
+        .first(),
+        Task.objects.filter(status__in=LIVE_TASK)
+        .order_by("expires_at")
+        .values_list("expires_at", flat=True)
+        .first(),
+        Task.objects.filter(status__in=LIVE_TASK, target_expires_at__isnull=False)
+        .order_by("target_expires_at")
+        .values_list("target_expires_at", flat=True)
+        .first(),
+    ]
+    due = [moment for moment in candidates if moment is not None]
+    return min(due) if due else None
+
+
+def sweep() -> dict[str, int]:
+    """Time out offers, cancel tasks past their TTL, move tasks whose routing step
+    timed out; then offer what became possible."""
+    now = clock.now()
+    timed_out = 0
+    expired = Reservation.objects.filter(
+        status=ReservationStatus.PENDING, expires_at__lte=now
+    ).order_by("expires_at", "pk")
+    for reservation_id in list(expired.values_list("pk", flat=True)):
+        timed_out += time_out_reservation(reservation_id=reservation_id)
+    canceled = 0
+    stale = Task.objects.filter(status__in=LIVE_TASK, expires_at__lte=now)
+    for task_id in list(
+        stale.order_by("expires_at", "pk").values_list("pk", flat=True)
+    ):
+        with transaction.atomic():
+            task = (
+                Task.objects.select_for_update(skip_locked=True)
+                .filter(pk=task_id, status__in=LIVE_TASK)
+                .first()
+            )
+            if task is not None:
+                cancel_locked(task, now, TTL_EXCEEDED)
+                canceled += 1
+    moved = Task.objects.filter(status__in=LIVE_TASK, target_expires_at__lte=now)
+    stepped = 0
+    for task_id in list(
+        moved.order_by("target_expires_at", "pk").values_list("pk", flat=True)
+    ):
+        dispatch_one(task_id)
+        stepped += 1
+    offered = dispatch()
+    return {
+        "reservations_timed_out": timed_out,
+        "tasks_expired": canceled,
+        "tasks_stepped": stepped,
+        "reservations_created": offered,
+    }
