@@ -3,6 +3,8 @@
 import hashlib
 
 from bots.models import Message
+from routing.events import SUPERVISORS_GROUP, worker_group
+from routing.models import Reservation, ReservationStatus
 from routing.realtime import group_name, publish_on_commit
 
 
@@ -19,11 +21,24 @@ def conversation_group(conversation_id: int) -> str:
     return group_name("conversation", conversation_id)
 
 
+def holders(conversation_id: int) -> list[int]:
+    """Workers holding the conversation's current task (an accepted reservation)."""
+    return list(
+        Reservation.objects.filter(
+            task__conversations__pk=conversation_id,
+            status__in=(ReservationStatus.ACCEPTED, ReservationStatus.WRAPPING),
+        ).values_list("worker_id", flat=True)
+    )
+
+
 def publish_message_event(message: Message, event_type: str) -> None:
-    """Publish `message.*` after commit to the message's thread and conversation."""
+    """Publish `message.*` after commit to the message's thread and conversation,
+    to supervisors, and to the console of the agent holding the conversation."""
     groups = [thread_group(message.our_address, message.customer_address)]
     if message.conversation_id:
         groups.append(conversation_group(message.conversation_id))
+        groups.append(SUPERVISORS_GROUP)
+        groups += [worker_group(worker) for worker in holders(message.conversation_id)]
     publish_on_commit(
         groups,
         event_type,

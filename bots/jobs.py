@@ -6,7 +6,7 @@ from celery import shared_task
 
 from bots.flows import services as flows
 from bots.messaging import api as messaging
-from bots.services import inbound
+from bots.services import handoff, inbound
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,9 @@ def sweep_messages() -> dict[str, int]:
         flows.fire_timeout(execution_id=execution_id) is not None
         for execution_id in flows.list_due_timeouts()
     )
+    handoffs = handoff.reconcile_handoffs()
     result = {
+        "handoffs_closed": handoffs,
         "processed": processed,
         "released": len(released),
         "sent": sent,

@@ -17,6 +17,7 @@ class Activity(models.Model):
 
     name = models.CharField(max_length=64, unique=True)
     available = models.BooleanField(default=False)
+    sid = models.CharField("Twilio SID", max_length=34, blank=True)
 
     class Meta:
         ordering = ["name"]

@@ -9,10 +9,15 @@ the business transaction that already happened.
 
 import logging
 import re
+import threading
+from collections import defaultdict
 from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -39,13 +44,50 @@ def publish_on_commit(
     transaction.on_commit(lambda: _send(targets, message), robust=True)
 
 
+# Every message to a group carries the group's next sequence number, so that a
+# console which sees a gap (the channel layer delivers at most once) knows to
+# catch up. The counters live beside the channel layer: in Redis, shared by every
+# process, or in this process for the in-memory layer of tests.
+_local_counters: defaultdict[str, int] = defaultdict(int)
+_local_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _redis() -> Any:
+    backend = str(settings.CHANNEL_LAYERS["default"]["BACKEND"])
+    if not backend.startswith("channels_redis"):
+        return None
+    import redis
+
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
+
+
+def next_sequence(group: str) -> int:
+    client = _redis()
+    if client is not None:
+        return int(client.incr(f"switchboard:seq:{group}"))
+    with _local_lock:
+        _local_counters[group] += 1
+        return _local_counters[group]
+
+
+def current_sequence(group: str) -> int:
+    """The last sequence number sent to `group` (0 if none)."""
+    client = _redis()
+    if client is not None:
+        return int(client.get(f"switchboard:seq:{group}") or 0)
+    with _local_lock:
+        return _local_counters[group]
+
+
 def _send(groups: list[str], message: dict) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
     for group in groups:
         try:
-            async_to_sync(layer.group_send)(group, message)
+            sequenced = {**message, "seq": next_sequence(group)}
+            async_to_sync(layer.group_send)(group, sequenced)
         except Exception:
             logger.warning(
                 "could not publish %s to %s", message["type"], group, exc_info=True

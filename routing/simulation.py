@@ -56,24 +56,38 @@ def _need(condition: bool, place: str, message: str) -> None:
         raise ScenarioError(f"{place}: {message}")
 
 
-def validate(scenario: Any) -> None:
-    """Check names, expressions and workflows before anything runs."""
-    _need(isinstance(scenario, dict), "scenario", "must be a JSON object")
-    activities = {a.get("name") for a in scenario.get("activities", [])}
-    for key in ("default_activity", "timeout_activity"):
+def _objects(scenario: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    items = scenario.get(key, [])
+    _need(isinstance(items, list), key, "must be a list")
+    for index, item in enumerate(items):
+        _need(isinstance(item, dict), f"{key}[{index}]", "must be an object")
+    return items
+
+
+def _names(items: list[dict[str, Any]], key: str) -> set[str]:
+    names: set[str] = set()
+    for index, item in enumerate(items):
+        name = item.get("name")
         _need(
-            scenario.get(key) in activities,
-            key,
-            f"unknown activity {scenario.get(key)!r}",
+            isinstance(name, str) and bool(name), f"{key}[{index}].name", "is required"
         )
-    queues = set()
+        _need(name not in names, f"{key}[{index}].name", f"{name!r} is used twice")
+        names.add(str(name))
+    return names
+
+
+def validate(scenario: Any) -> None:
+    """Check names, expressions, workflows and the timeline before anything runs."""
+    _need(isinstance(scenario, dict), "scenario", "must be a JSON object")
+    activities = _names(_objects(scenario, "activities"), "activities")
+    for key in ("default_activity", "timeout_activity"):
+        value = scenario.get(key)
+        _need(value in activities, key, f"unknown activity {value!r}")
+    queues = _names(_objects(scenario, "queues"), "queues")
     for index, queue in enumerate(scenario.get("queues", [])):
-        place = f"queues[{index}]"
-        _need(bool(queue.get("name")), place, "has no name")
         error = expressions.check(queue.get("target_workers", "1==1"))
-        _need(error is None, f"{place}.target_workers", str(error))
-        queues.add(queue["name"])
-    workflows = set()
+        _need(error is None, f"queues[{index}].target_workers", str(error))
+    workflows = _names(_objects(scenario, "workflows"), "workflows")
     for index, workflow in enumerate(scenario.get("workflows", [])):
         try:
             parse_configuration(workflow.get("configuration"), queues)
@@ -81,58 +95,91 @@ def validate(scenario: Any) -> None:
             raise ScenarioError(
                 f"workflows[{index}].configuration.{exc.problems[0]}"
             ) from exc
-        workflows.add(workflow.get("name"))
-    workers = {w.get("name") for w in scenario.get("workers", [])}
+    workers = _names(_objects(scenario, "workers"), "workers")
     for index, worker in enumerate(scenario.get("workers", [])):
-        activity = worker.get("activity", scenario.get("default_activity"))
-        _need(
-            activity in activities,
-            f"workers[{index}].activity",
-            f"unknown activity {activity!r}",
-        )
+        _validate_worker(scenario, index, worker, activities)
     _validate_timeline(scenario, workflows, workers, activities)
+
+
+def _validate_worker(scenario, index: int, worker: dict, activities: set[str]) -> None:
+    place = f"workers[{index}]"
+    activity = worker.get("activity", scenario.get("default_activity"))
+    _need(activity in activities, f"{place}.activity", f"unknown activity {activity!r}")
+    channels = set(scenario.get("task_channels", []))
+    for channel in worker.get("capacity", {}):
+        _need(
+            channel in channels,
+            f"{place}.capacity",
+            f"unknown task channel {channel!r}",
+        )
+    action = (worker.get("answer") or {}).get("action", "ignore")
+    _need(
+        action in ("accept", "reject", "ignore"),
+        f"{place}.answer.action",
+        f"must be accept, reject or ignore, not {action!r}",
+    )
 
 
 def _validate_timeline(scenario, workflows, workers, activities) -> None:
     channels = set(scenario.get("task_channels", []))
     tasks: set[str] = set()
-    for index, entry in enumerate(scenario.get("timeline", [])):
+    for index, entry in enumerate(_objects(scenario, "timeline")):
         place = f"timeline[{index}]"
         _need(
             isinstance(entry.get("at"), int | float), f"{place}.at", "must be a number"
         )
-        action = next((a for a in ACTIONS if a in entry), None)
-        _need(action is not None, place, f"needs one of {', '.join(ACTIONS)}")
+        action = next((a for a in ACTIONS if a in entry), "")
+        _need(bool(action), place, f"needs one of {', '.join(ACTIONS)}")
         body = entry[action]
+        where = f"{place}.{action}"
+        _need(isinstance(body, dict), where, "must be an object")
         if action == "create_task":
             _need(
                 body.get("workflow") in workflows,
-                f"{place}.create_task.workflow",
+                f"{where}.workflow",
                 f"unknown workflow {body.get('workflow')!r}",
             )
             _need(
                 body.get("channel") in channels,
-                f"{place}.create_task.channel",
+                f"{where}.channel",
                 f"unknown task channel {body.get('channel')!r}",
             )
-            tasks.add(body.get("id"))
-        elif "task" in body:
+            _need(bool(body.get("id")), f"{where}.id", "is required")
+            tasks.add(body["id"])
+        elif action in ("update_task", "cancel_task", "complete_task"):
             _need(
-                body["task"] in tasks,
-                f"{place}.{action}.task",
-                f"unknown task {body['task']!r}",
+                body.get("task") in tasks,
+                f"{where}.task",
+                f"unknown task {body.get('task')!r}",
             )
-        if "worker" in body:
+        if action in ("set_activity", "set_attributes", "set_capacity"):
             _need(
-                body["worker"] in workers,
-                f"{place}.{action}.worker",
-                f"unknown worker {body['worker']!r}",
+                body.get("worker") in workers,
+                f"{where}.worker",
+                f"unknown worker {body.get('worker')!r}",
             )
         if action == "set_activity":
             _need(
                 body.get("activity") in activities,
-                f"{place}.set_activity.activity",
+                f"{where}.activity",
                 f"unknown activity {body.get('activity')!r}",
+            )
+        if action in ("update_task", "set_attributes"):
+            _need(
+                isinstance(body.get("attributes"), dict),
+                f"{where}.attributes",
+                "must be an object",
+            )
+        if action == "set_capacity":
+            _need(
+                body.get("channel") in channels,
+                f"{where}.channel",
+                f"unknown task channel {body.get('channel')!r}",
+            )
+            _need(
+                isinstance(body.get("capacity"), int) and 0 <= body["capacity"] <= 50,
+                f"{where}.capacity",
+                "must be a whole number from 0 to 50",
             )
 
 

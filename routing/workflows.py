@@ -64,11 +64,13 @@ class Step:
 def _number(value: Any, where: str, problems: list[str], low: int, high: int) -> Any:
     if value is None:
         return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value, whole = int(value), True
+    if not whole:
         problems.append(f"{where}: must be a whole number, not {value!r}")
         return None
+    number = int(value)
     if not low <= number <= high:
         problems.append(f"{where}: must be between {low} and {high}, not {number}")
     return number
@@ -128,7 +130,7 @@ def parse_configuration(configuration: Any, queues: Iterable[str]) -> Routing:
     if not isinstance(routing, dict):
         raise ConfigurationError(["task_routing: must be an object"])
     filters = []
-    raw_filters = routing.get("filters") or []
+    raw_filters = routing.get("filters", [])
     if not isinstance(raw_filters, list):
         problems.append("task_routing.filters: must be a list")
         raw_filters = []
@@ -141,6 +143,9 @@ def parse_configuration(configuration: Any, queues: Iterable[str]) -> Routing:
         default = Filter(
             DEFAULT_FILTER, "", (_target(raw_default, where, names, problems),)
         )
+        if isinstance(raw_default, dict) and raw_default.get("timeout") is not None:
+            # It is where a task waits when no filter matches: there is no next step.
+            problems.append(f"{where}.timeout: the default filter cannot time out")
     if problems:
         raise ConfigurationError(problems)
     return Routing(filters=tuple(filters), default=default)

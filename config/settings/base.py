@@ -124,7 +124,11 @@ REDIS_URL = env_url(
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        # redis-py 8 reads with a 5 s timeout by default, exactly channels_redis's
+        # blocking-pop wait: an idle socket would fail every 5 s. Read for longer.
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+        },
     }
 }
 
@@ -154,6 +158,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "bots.jobs.sweep_messages",
         "schedule": float(SWITCHBOARD_SWEEP_SECONDS),
         "options": {"expires": SWITCHBOARD_SWEEP_SECONDS * 2},
+    },
+    "sweep-absent-agents": {
+        "task": "agents.jobs.sweep_absent_agents",
+        "schedule": 15.0,
+        "options": {"expires": 15},
     },
     "sweep-routing": {
         "task": "routing.jobs.sweep_routing",
@@ -210,7 +219,13 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/console/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+SWITCHBOARD_LOGIN_ATTEMPTS = env_int("SWITCHBOARD_LOGIN_ATTEMPTS", 5)
+SWITCHBOARD_LOGIN_LOCKOUT_SECONDS = env_int("SWITCHBOARD_LOGIN_LOCKOUT_SECONDS", 300)
+# An agent whose consoles have all been silent this long is moved Offline.
+SWITCHBOARD_CONSOLE_OFFLINE_AFTER = env_int("SWITCHBOARD_CONSOLE_OFFLINE_AFTER", 120)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")

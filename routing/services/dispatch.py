@@ -57,7 +57,7 @@ def age_of(task: Task, now: datetime) -> float:
     return (now - task.created_at).total_seconds()
 
 
-def place(task: Task, now: datetime, *, skipped: bool = False) -> bool:
+def place(task: Task, now: datetime) -> bool:
     """Put a locked task in the workflow step its age calls for; False if canceled.
 
     Records `workflow.entered`, `workflow.target-matched`, `task-queue.entered` and
@@ -73,10 +73,14 @@ def place(task: Task, now: datetime, *, skipped: bool = False) -> bool:
         record("workflow.timeout", task=task)
         _cancel(task, now, WORKFLOW_TIMEOUT)
         return False
-    if (step.filter_index, step.target_index) == (
+    same = (step.filter_index, step.target_index, step.filter_name) == (
         task.filter_index,
         task.target_index,
-    ) and (task.filter_name == step.filter_name):
+        task.filter_name,
+    )
+    # The same step still counts as new when its queue changed under it (the
+    # workflow was edited, the queue deleted): the task moves.
+    if same and task.queue is not None and task.queue.name == step.target.queue:
         return True
     _enter_step(task, step, now)
     return True
@@ -86,6 +90,8 @@ def _enter_step(task: Task, step: Step, now: datetime) -> None:
     queue = TaskQueue.objects.get(name=step.target.queue)
     first = task.filter_name == ""
     previous = task.queue
+    # skip_if is checked only now, on entering the step (see offer()).
+    task.just_entered = True  # type: ignore[attr-defined]
     if first:
         record("workflow.entered", task=task)
     elif previous is not None:
@@ -201,10 +207,18 @@ def _eligible(task: Task, queue: TaskQueue | None, target: Any, worker: Worker) 
         return False
     known = target.known_worker_friendly_name or target.known_worker_sid
     if known:
-        wanted = task.attributes.get(known)
+        # TaskRouter writes the attribute as `task.agent_name`.
+        wanted = _path(task.attributes, known.removeprefix("task."))
         field = worker.name if target.known_worker_friendly_name else worker.sid
         return wanted is not None and str(wanted) == field
     return True
+
+
+def _path(attributes: Any, dotted: str) -> Any:
+    value = attributes
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def offer(task: Task, now: datetime) -> int:
@@ -227,7 +241,8 @@ def offer(task: Task, now: datetime) -> int:
     if made and task.status == TaskStatus.PENDING:
         task.status, task.updated_at = TaskStatus.RESERVED, now
         task.save(update_fields=["status", "updated_at"])
-    if not made and not pending and target is not None and target.skip_if:
+    entering = getattr(task, "just_entered", False)
+    if not made and not pending and target is not None and target.skip_if and entering:
         _maybe_skip(task, target, now)
     return made
 
@@ -310,7 +325,9 @@ def _dispatch_one(task_id: int) -> int:
     now = clock.now()
     with transaction.atomic():
         task = (
-            Task.objects.select_for_update(skip_locked=True)
+            # Lock the task row only: the queue is an outer join, which
+            # PostgreSQL will not lock.
+            Task.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("workflow", "queue")
             .filter(pk=task_id, status__in=LIVE_TASK)
             .first()

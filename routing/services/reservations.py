@@ -62,9 +62,12 @@ def accept_reservation(*, reservation_id: int) -> Reservation:
             worker=reservation.worker,
             reservation=reservation,
         )
-        for other in task.reservations.filter(status=ReservationStatus.PENDING):
+        rescinded = list(task.reservations.filter(status=ReservationStatus.PENDING))
+        for other in rescinded:
             _end_reservation(other, ReservationStatus.RESCINDED, now)
         _finish_transfer(task, now)
+    if rescinded:  # the other workers are free for other tasks again
+        dispatch()
     return reservation
 
 

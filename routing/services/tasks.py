@@ -127,18 +127,22 @@ def _move(task: Task, status: str, now: datetime, **changes: Any) -> None:
 
 
 def update_task_attributes(*, task_id: int, attributes: Mapping[str, Any]) -> Task:
-    """Replace a task's attributes; a waiting task is routed again."""
+    """Replace a task's attributes; a waiting task is routed again.
+
+    Offers already made are canceled: they were made for the old attributes.
+    """
+    now = clock.now()
     with transaction.atomic():
         task = _locked(task_id)
-        task.attributes, task.updated_at = dict(attributes), clock.now()
-        task.save(update_fields=["attributes", "updated_at"])
-        record("task.updated", task=task)
+        task.attributes, task.updated_at = dict(attributes), now
         live = task.status in LIVE_TASK
         if live:
-            # Routed afresh: its filter may change with its attributes.
-            Task.objects.filter(pk=task.pk).update(
-                filter_name="", queue=None, skipped=[]
-            )
+            pending = task.reservations.filter(status=ReservationStatus.PENDING)
+            for reservation in pending:
+                _end_reservation(reservation, ReservationStatus.CANCELED, now)
+            task.status, task.skipped = TaskStatus.PENDING, []
+        task.save()
+        record("task.updated", task=task)
     if live:
         dispatch_one(task_id)
     return Task.objects.get(pk=task_id)

@@ -57,6 +57,8 @@ def create_worker(
             activity_changed_at=now,
             user=user,
         )
+        # The starting activity is logged too: time per activity counts from here.
+        record("worker.activity.update", worker=worker, activity=chosen.name)
         for channel in TaskChannel.objects.all():
             WorkerChannel.objects.create(
                 worker=worker,
@@ -105,6 +107,8 @@ def set_worker_attributes(*, worker_id: int, attributes: Mapping[str, Any]) -> W
         raise WorkerError("attributes must be a JSON object")
     with transaction.atomic():
         worker = Worker.objects.select_for_update().get(pk=worker_id)
+        if worker.attributes == dict(attributes):
+            return worker
         worker.attributes = dict(attributes)
         worker.save(update_fields=["attributes"])
         record("worker.attributes.update", worker=worker)
@@ -122,7 +126,9 @@ def set_worker_capacity(
         raise WorkerError(f"capacity must be from 0 to 50, not {capacity!r}")
     with transaction.atomic():
         worker = Worker.objects.select_for_update().get(pk=worker_id)
-        task_channel = TaskChannel.objects.get(unique_name=channel)
+        task_channel = TaskChannel.objects.filter(unique_name=channel).first()
+        if task_channel is None:
+            raise WorkerError(f"no task channel named {channel!r}")
         row, _ = WorkerChannel.objects.get_or_create(
             worker=worker, channel=task_channel
         )

@@ -278,6 +278,7 @@ def test_a_scheduled_message_is_held_and_sent_by_the_sweep_when_due(sms_sender, 
     result = sweep_messages()
 
     assert result == {
+        "handoffs_closed": 0,
         "processed": 0,
         "released": 1,
         "sent": 1,
