@@ -13,6 +13,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from agents import presence
+from agents.services import mark_read
 from agents.rendering import render_fragments
 from agents.selectors import get_worker
 from routing.events import worker_group
@@ -103,4 +104,9 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             self.opened,
         ):
             names.append("conversation")
+            if message.get("conversation_id") == self.opened:
+                # On screen, so read: it adds nothing to the unread count.
+                await database_sync_to_async(mark_read)(
+                    user=self.scope["user"], conversation_id=self.opened
+                )
         await self._send(names, seq=int(message.get("seq") or 0))

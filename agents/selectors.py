@@ -61,13 +61,16 @@ def list_offers(*, worker: Worker) -> list[dict[str, Any]]:
         .select_related("task__queue", "task__channel")
         .order_by("created_at")
     )
-    conversations = {
+    # A transferred task serves the conversation of the task it came from.
+    serving = {r.task_id: r.task.transferred_from_id or r.task_id for r in reservations}
+    by_task = {
         c.task_id: c
         for c in Conversation.objects.filter(
-            task_id__in=[r.task_id for r in reservations]
+            task_id__in=serving.values()
         ).select_related("contact", "sender")
     }
-    last = _last_inbound(list(conversations.values()))
+    conversations = {task: by_task.get(origin) for task, origin in serving.items()}
+    last = _last_inbound([c for c in conversations.values() if c is not None])
     now = clock.now()
     offers = []
     for reservation in reservations:

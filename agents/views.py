@@ -112,11 +112,8 @@ def reject(request: HttpRequest, reservation_id: int) -> HttpResponse:
 @require_POST
 @agent_required
 def send(request: HttpRequest, conversation_id: int) -> HttpResponse:
-    variables = {
-        key.removeprefix("var_"): value
-        for key, value in request.POST.items()
-        if key.startswith("var_")
-    }
+    lines = request.POST.get("variables", "").splitlines()
+    variables = {str(number): value for number, value in enumerate(lines, start=1)}
     return _act(
         request,
         services.send_reply,

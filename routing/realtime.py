@@ -88,7 +88,8 @@ def _send(groups: list[str], message: dict) -> None:
         try:
             sequenced = {**message, "seq": next_sequence(group)}
             async_to_sync(layer.group_send)(group, sequenced)
-        except Exception:
+        except Exception as exc:
+            # Nobody listening is no loss: the database is the record.
             logger.warning(
-                "could not publish %s to %s", message["type"], group, exc_info=True
+                "could not publish %s to %s: %s", message["type"], group, exc
             )
