@@ -13,9 +13,9 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from agents import presence
-from agents.services import mark_read
 from agents.rendering import render_fragments
 from agents.selectors import get_worker
+from agents.services import mark_read
 from routing.events import worker_group
 from routing.realtime import current_sequence
 
