@@ -6,6 +6,7 @@ may not do: agents act only on their own offers and on conversations they hold.
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
@@ -126,6 +127,7 @@ def transfer(
             queue=queue or None,
             worker=worker or None,
             note=note,
+            timeout=settings.SWITCHBOARD_TRANSFER_TIMEOUT,
         )
     except routing.RoutingError as exc:
         raise ConsoleError(str(exc)) from exc

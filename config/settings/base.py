@@ -224,6 +224,8 @@ LOGIN_REDIRECT_URL = "/console/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 SWITCHBOARD_LOGIN_ATTEMPTS = env_int("SWITCHBOARD_LOGIN_ATTEMPTS", 5)
 SWITCHBOARD_LOGIN_LOCKOUT_SECONDS = env_int("SWITCHBOARD_LOGIN_LOCKOUT_SECONDS", 300)
+# A transfer nobody accepts within this many seconds stays with its agent.
+SWITCHBOARD_TRANSFER_TIMEOUT = env_int("SWITCHBOARD_TRANSFER_TIMEOUT", 300)
 # An agent whose consoles have all been silent this long is moved Offline.
 SWITCHBOARD_CONSOLE_OFFLINE_AFTER = env_int("SWITCHBOARD_CONSOLE_OFFLINE_AFTER", 120)
 

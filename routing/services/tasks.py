@@ -237,12 +237,15 @@ def transfer_task(
     queue: str | None = None,
     worker: str | None = None,
     note: str = "",
+    timeout: int = 300,
 ) -> Task:
     """A new task for the same work, routed straight to `queue` or `worker`.
 
     The original stays with its agent until the new one is accepted (then it is
-    completed); if the new one is canceled, the original simply goes on.
+    completed); if nobody accepts within `timeout` seconds the new one is
+    canceled and the original simply goes on.
     """
+    _check(timeout, "timeout", 1, MAX_TIMEOUT)
     if (queue is None) == (worker is None):
         raise RoutingError("transfer to a queue or to a worker, one of the two")
     target_queue = TaskQueue.objects.filter(name=queue).first() if queue else None
@@ -268,10 +271,10 @@ def transfer_task(
             attributes=attributes,
             priority=original.priority,
             routing_priority=original.routing_priority,
-            timeout=original.timeout,
+            timeout=timeout,
             created_at=now,
             updated_at=now,
-            expires_at=now + timedelta(seconds=original.timeout),
+            expires_at=now + timedelta(seconds=timeout),
             direct_queue=target_queue,
             direct_worker=target_worker,
             transferred_from=original,
