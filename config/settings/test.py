@@ -17,6 +17,7 @@ SWITCHBOARD_SIMULATOR = True
 
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 CELERY_BROKER_URL = "memory://"
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # A file, not memory: some tests close the connection or use several threads.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
