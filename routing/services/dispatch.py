@@ -250,7 +250,7 @@ def offer(task: Task, now: datetime) -> int:
 def _reserve(task: Task, worker_id: int, now: datetime) -> bool:
     """Offer `task` to a worker, rechecking their load under the worker's lock."""
     worker = (
-        Worker.objects.select_for_update(skip_locked=True)
+        Worker.objects.select_for_update(skip_locked=True, of=("self",))
         .select_related("activity")
         .filter(pk=worker_id)
         .first()

@@ -20,18 +20,28 @@ from routing.services.workers import move_worker
 
 
 def _locked(reservation_id: int) -> tuple[Reservation, Task]:
-    reservation = (
-        Reservation.objects.select_for_update()
-        .select_related("worker", "task")
-        .filter(pk=reservation_id)
+    """Lock the reservation's task, then the reservation: always in that order.
+
+    Two workers answering two offers of one task at once then queue on the task
+    instead of deadlocking, and the second is told it is too late. Only the rows
+    themselves are locked (`of=("self",)`), never the shared workflow or worker.
+    """
+    task_id = (
+        Reservation.objects.filter(pk=reservation_id)
+        .values_list("task_id", flat=True)
         .first()
     )
-    if reservation is None:
+    if task_id is None:
         raise RoutingError(f"no reservation {reservation_id}")
     task = (
-        Task.objects.select_for_update()
+        Task.objects.select_for_update(of=("self",))
         .select_related("workflow")
-        .get(pk=reservation.task_id)
+        .get(pk=task_id)
+    )
+    reservation = (
+        Reservation.objects.select_for_update(of=("self",))
+        .select_related("worker", "task")
+        .get(pk=reservation_id)
     )
     return reservation, task
 

@@ -107,7 +107,9 @@ def create_task(
 
 def _locked(task_id: int) -> Task:
     task = (
-        Task.objects.select_for_update().select_related("workflow").filter(pk=task_id)
+        Task.objects.select_for_update(of=("self",))
+        .select_related("workflow")
+        .filter(pk=task_id)
     )
     found = task.first()
     if found is None:
