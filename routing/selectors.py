@@ -154,7 +154,7 @@ def _realtime(
             max(0, int((now - oldest).total_seconds())) if oldest else 0
         ),
         "total_available_workers": len(available),
-        "total_eligible_workers": sum(worker.has_room for worker in available),
+        "total_eligible_workers": len(members),
         "activity_statistics": per_activity,
     }
 
@@ -167,8 +167,8 @@ def get_queue_realtime(*, queue_id: int | None = None) -> dict[str, Any]:
     first, the priority the task is routed with), "total_tasks",
     "longest_task_waiting_age" (whole seconds since the oldest pending or reserved
     task was created; 0 when none), "total_available_workers" (members in an
-    available activity), "total_eligible_workers" (those with room on some
-    channel), "activity_statistics": {"<activity>": members}}`.
+    available activity), "total_eligible_workers" (every member, whatever its
+    activity, as TaskRouter counts them), "activity_statistics": {"<activity>": members}}`.
     Overall (`queue_id=None`, `queue_id`/`queue_name` null) counts every queued
     task, including ones in no queue (routed to a worker), and every worker.
     Raises TaskQueue.DoesNotExist for an unknown queue.

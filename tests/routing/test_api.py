@@ -159,7 +159,7 @@ def test_one_queue_as_json(staff_client, support):
         "total_tasks": 1,
         "longest_task_waiting_age": 0,
         "total_available_workers": 0,
-        "total_eligible_workers": 0,
+        "total_eligible_workers": 1,
         "activity_statistics": {
             "Available": 0,
             "Break": 1,
