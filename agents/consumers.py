@@ -50,17 +50,20 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             command = json.loads(text_data or "{}")
         except ValueError:
             return
+        if not isinstance(command, dict):
+            return  # not a command: ignored, the socket stays
         kind = command.get("type")
         if kind == "open":
-            opened = command.get("conversation")
-            self.opened = int(opened) if str(opened).isdigit() else None
+            opened = str(command.get("conversation"))
+            self.opened = int(opened) if opened.isdigit() else None
             await self.snapshot()
         elif kind == "resync":
             await self.snapshot()
         elif kind == "ping":
             await database_sync_to_async(presence.seen)(worker_id=self.worker.pk)
             latest = await database_sync_to_async(current_sequence)(self.group)
-            if int(command.get("seq") or 0) < latest:
+            seen = command.get("seq")
+            if not isinstance(seen, int) or seen < latest:
                 await self.snapshot()
             else:
                 await self.send(text_data=json.dumps({"type": "pong", "seq": latest}))

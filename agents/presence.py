@@ -4,6 +4,7 @@ SWITCHBOARD_CONSOLE_OFFLINE_AFTER seconds is moved Offline by beat's sweep."""
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from agents.models import Presence
@@ -22,8 +23,13 @@ def sweep_absent() -> int:
     cutoff = timezone.now() - timedelta(
         seconds=settings.SWITCHBOARD_CONSOLE_OFFLINE_AFTER
     )
+    # Agents only (workers with a login); one who never opened a console counts
+    # from when they were made available.
     absent = Worker.objects.filter(
-        activity__available=True, presence__last_seen__lt=cutoff
+        Q(presence__last_seen__lt=cutoff)
+        | Q(presence__isnull=True, activity_changed_at__lt=cutoff),
+        activity__available=True,
+        user__isnull=False,
     ).values_list("pk", flat=True)
     moved = 0
     for worker_id in list(absent):

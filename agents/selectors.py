@@ -11,6 +11,7 @@ from routing.models import (
     Activity,
     Reservation,
     ReservationStatus,
+    Task,
     TaskQueue,
     Worker,
 )
@@ -42,16 +43,29 @@ def holds_conversation(*, user: Any, conversation: Conversation) -> bool:
     ).exists()
 
 
+def _task_chain(task: Task | None) -> list[int]:
+    """The conversation's task and every task it was transferred from."""
+    chain: list[int] = []
+    while task is not None and task.pk not in chain:
+        chain.append(task.pk)
+        task = task.transferred_from
+    return chain
+
+
 def can_see_conversation(*, user: Any, conversation: Conversation) -> bool:
-    """Supervisors see all; agents what they hold or held."""
+    """Supervisors see all; agents what they hold or held (took, then completed
+    or transferred)."""
     if is_supervisor(user=user):
         return True
     worker = get_worker(user=user)
     if worker is None:
         return False
-    return holds_conversation(user=user, conversation=conversation) or (
-        WrapUp.objects.filter(conversation=conversation, agent=user).exists()
-    )
+    took = Reservation.objects.filter(
+        worker=worker,
+        task_id__in=_task_chain(conversation.task),
+        status__in=(*HELD, ReservationStatus.COMPLETED),
+    ).exists()
+    return took or WrapUp.objects.filter(conversation=conversation, agent=user).exists()
 
 
 def list_offers(*, worker: Worker) -> list[dict[str, Any]]:

@@ -17,10 +17,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from agents import selectors
 from bots.models import Conversation
+from bots.services import handoff
 from routing import clock
 from routing import services as routing
 from routing.events import SUPERVISORS_GROUP
-from routing.models import Activity, ReservationStatus, Worker
+from routing.models import Activity, Reservation, ReservationStatus, Worker
 from routing.realtime import current_sequence
 from routing.selectors import get_cumulative, list_queue_realtime
 
@@ -47,10 +48,18 @@ def _sla(stats: dict[str, Any]) -> str:
 
 def dashboard_context() -> dict[str, Any]:
     now = clock.now()
+    since = now - timedelta(hours=24)
     queues = list_queue_realtime()
-    stats = get_cumulative(
-        start=now - timedelta(hours=24), end=now, split_thresholds=(SLA_SECONDS,)
-    )
+    for queue in queues:
+        queue["sla"] = _sla(
+            get_cumulative(
+                start=since,
+                end=now,
+                queue_id=queue["queue_id"],
+                split_thresholds=(SLA_SECONDS,),
+            )
+        )
+    stats = get_cumulative(start=since, end=now, split_thresholds=(SLA_SECONDS,))
     agents = list(
         Worker.objects.select_related("activity", "user")
         .annotate(
@@ -69,6 +78,14 @@ def dashboard_context() -> dict[str, Any]:
         )
         .order_by("name")
     )
+    held: dict[int, list[str]] = {}
+    for worker_id, name in Reservation.objects.filter(
+        status__in=(ReservationStatus.ACCEPTED, ReservationStatus.WRAPPING),
+        task__conversations__isnull=False,
+    ).values_list("worker_id", "task__conversations__contact__profile_name"):
+        held.setdefault(worker_id, []).append(name or "customer")
+    for agent in agents:
+        agent.holding = held.get(agent.pk, [])  # type: ignore[attr-defined]
     conversations = list(
         Conversation.objects.exclude(phase="closed")
         .exclude(phase="bot")
@@ -81,6 +98,7 @@ def dashboard_context() -> dict[str, Any]:
         "sla": SLA_SECONDS,
         "agents": agents,
         "activities": list(Activity.objects.order_by("name")),
+        "queue_names": [queue["queue_name"] for queue in queues],
         "conversations": conversations,
     }
 
@@ -114,9 +132,7 @@ def worker_status(request: HttpRequest, worker_id: int) -> HttpResponse:
         )
     except routing.WorkerError as exc:
         return HttpResponse(str(exc), status=400)
-    return render(
-        request, "agents/supervisor.html#board", {**dashboard_context(), "oob": True}
-    )
+    return _board(request)
 
 
 @require_POST
@@ -126,9 +142,24 @@ def cancel(request: HttpRequest, task_id: int) -> HttpResponse:
         routing.cancel_task(task_id=task_id)
     except routing.RoutingError as exc:
         return HttpResponse(str(exc), status=400)
-    return render(
-        request, "agents/supervisor.html#board", {**dashboard_context(), "oob": True}
-    )
+    # The conversation follows its task at once, not at beat's next sweep.
+    handoff.reconcile_handoffs()
+    return _board(request)
+
+
+@require_POST
+@supervisor_required
+def move(request: HttpRequest, task_id: int) -> HttpResponse:
+    try:
+        routing.move_task(task_id=task_id, queue=request.POST.get("queue", ""))
+    except routing.RoutingError as exc:
+        return HttpResponse(str(exc), status=400)
+    return _board(request)
+
+
+def _board(request: HttpRequest) -> HttpResponse:
+    context = {**dashboard_context(), "oob": True}
+    return render(request, "agents/supervisor.html#board", context)
 
 
 def _render_board() -> str:

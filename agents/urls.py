@@ -40,4 +40,7 @@ urlpatterns = [
         supervisor.cancel,
         name="supervisor-cancel",
     ),
+    path(
+        "supervisor/tasks/<int:task_id>/move", supervisor.move, name="supervisor-move"
+    ),
 ]

@@ -168,7 +168,8 @@ def get_queue_realtime(*, queue_id: int | None = None) -> dict[str, Any]:
     "longest_task_waiting_age" (whole seconds since the oldest pending or reserved
     task was created; 0 when none), "total_available_workers" (members in an
     available activity), "total_eligible_workers" (every member, whatever its
-    activity, as TaskRouter counts them), "activity_statistics": {"<activity>": members}}`.
+    activity, as TaskRouter counts them),
+    "activity_statistics": {"<activity>": members}}`.
     Overall (`queue_id=None`, `queue_id`/`queue_name` null) counts every queued
     task, including ones in no queue (routed to a worker), and every worker.
     Raises TaskQueue.DoesNotExist for an unknown queue.

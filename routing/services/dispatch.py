@@ -175,6 +175,14 @@ def candidates(task: Task, target: Any, now: datetime) -> list[Candidate]:
             Q(status=ReservationStatus.PENDING) | Q(status=ReservationStatus.REJECTED)
         ).values_list("worker_id", flat=True)
     )
+    if task.transferred_from_id:
+        # A transfer is for someone else than the agent who made it.
+        excluded |= set(
+            Reservation.objects.filter(
+                task_id=task.transferred_from_id,
+                status__in=(ReservationStatus.ACCEPTED, ReservationStatus.WRAPPING),
+            ).values_list("worker_id", flat=True)
+        )
     rows = [c for c in channels if c.worker_id not in excluded]
     loads = _loads(task.channel_id, [c.worker_id for c in rows])
     queue = task.queue

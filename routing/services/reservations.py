@@ -62,6 +62,9 @@ def accept_reservation(*, reservation_id: int) -> Reservation:
                 f"reservation {reservation_id} is {reservation.status}: "
                 "too late to accept"
             )
+        if reservation.expires_at <= now:
+            # The sweep has not got to it yet; it has timed out all the same.
+            raise InvalidTransition(f"reservation {reservation_id} has timed out")
         reservation.status, reservation.updated_at = ReservationStatus.ACCEPTED, now
         reservation.save(update_fields=["status", "updated_at"])
         task.status, task.assigned_at, task.updated_at = TaskStatus.ASSIGNED, now, now

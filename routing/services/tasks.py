@@ -28,6 +28,7 @@ from routing.services.dispatch import dispatch, dispatch_one
 
 MAX_TIMEOUT = 1209600
 CANCELED_BY_REQUEST = "Canceled by request"
+TRANSFER_WITHDRAWN = "Transfer withdrawn: the original task was completed"
 
 # The task state machine: which statuses each status may move to.
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -229,8 +230,41 @@ def complete_task(*, task_id: int) -> Task:
         record(
             "reservation.completed", task=task, worker=worker, reservation=reservation
         )
+        # A transfer still looking for someone is withdrawn: the work is done.
+        transfers = Task.objects.select_for_update(of=("self",)).filter(
+            transferred_from=task, status__in=LIVE_TASK
+        )
+        for transfer in transfers:
+            cancel_locked(transfer, now, TRANSFER_WITHDRAWN)
     dispatch()
     return task
+
+
+def move_task(*, task_id: int, queue: str) -> Task:
+    """Move a waiting task straight to `queue` (a supervisor's decision): its
+    pending offers are canceled and it is offered from that queue only."""
+    target = TaskQueue.objects.filter(name=queue).first()
+    if target is None:
+        raise RoutingError(f"no queue named {queue!r}")
+    now = clock.now()
+    with transaction.atomic():
+        task = _locked(task_id)
+        if task.status not in LIVE_TASK:
+            raise InvalidTransition(f"task {task_id} is {task.status}: not waiting")
+        for reservation in task.reservations.filter(status=ReservationStatus.PENDING):
+            _end_reservation(reservation, ReservationStatus.CANCELED, now)
+        previous = task.queue
+        task.status, task.direct_queue, task.queue = TaskStatus.PENDING, target, target
+        task.updated_at = now
+        task.save()
+        record(
+            "task-queue.moved",
+            task=task,
+            queue=target,
+            previous=previous.name if previous else "",
+        )
+    dispatch_one(task_id)
+    return Task.objects.get(pk=task_id)
 
 
 def transfer_task(

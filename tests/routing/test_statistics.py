@@ -102,7 +102,7 @@ def floor(clock):
     tasks["t2"] = task("Support", language="es")
     clock.at(20)
     tasks["t3"] = task("Support", language="en", priority=5)
-    clock.at(30)
+    clock.at(29)  # t1's offer (made at 0, 30 s to answer) is still open
     services.accept_reservation(reservation_id=offer(tasks["t1"]))
     clock.at(40)
     tasks["t4"] = task("Support", language="en")
