@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 
 from routing import clock, expressions
 from routing.events import record
@@ -299,13 +300,46 @@ def _maybe_skip(task: Task, target: Any, now: datetime) -> None:
 # -- the loop ----------------------------------------------------------------------
 
 
+def channels_with_room() -> set[int]:
+    """Task channels on which some available worker could take one more task.
+
+    One query; it lets a dispatch with nobody free cost nothing per waiting task.
+    Step timeouts and time-to-live are the sweep's, so skipping tasks here loses
+    no deadline.
+    """
+    busy = (
+        Reservation.objects.filter(
+            worker_id=OuterRef("worker_id"),
+            channel_id=OuterRef("channel_id"),
+            status__in=BUSY_RESERVATION,
+        )
+        .values("worker_id")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return set(
+        WorkerChannel.objects.filter(
+            available=True, capacity__gt=0, worker__activity__available=True
+        )
+        .annotate(load=Coalesce(Subquery(busy), 0))
+        .filter(load__lt=F("capacity"))
+        .values_list("channel_id", flat=True)
+        .distinct()
+    )
+
+
 def dispatch(*, task_ids: list[int] | None = None) -> int:
     """Offer every waiting task (or those in `task_ids`) to whoever can take it.
 
     Tasks go in order: higher priority first, then FIFO or LIFO by their queue.
     Returns how many reservations were made.
     """
-    waiting = Task.objects.filter(status__in=LIVE_TASK).select_related("queue")
+    room = channels_with_room()
+    if not room:
+        return 0  # nobody can take anything: no task needs looking at
+    waiting = Task.objects.filter(
+        status__in=LIVE_TASK, channel_id__in=room
+    ).select_related("queue")
     if task_ids is not None:
         waiting = waiting.filter(pk__in=task_ids)
     ordered = sorted(
