@@ -56,6 +56,10 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         if kind == "open":
             opened = str(command.get("conversation"))
             self.opened = int(opened) if opened.isdigit() else None
+            if self.opened is not None:  # on screen now: read
+                await database_sync_to_async(mark_read)(
+                    user=self.scope["user"], conversation_id=self.opened
+                )
             await self.snapshot()
         elif kind == "resync":
             await self.snapshot()

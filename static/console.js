@@ -35,17 +35,36 @@
     holder.innerHTML = fragment.html.trim();
     var next = holder.firstElementChild;
     if (!next) return;
-    // Keep what the agent is typing when the panel is re-rendered.
-    var typing = current.querySelector("textarea[name=body]");
-    var draft = typing ? typing.value : null;
-    var focused = typing && document.activeElement === typing;
+    if (fragment.id === "conversation" && sameTools(current, next)) {
+      // The same conversation with the same tools: refresh what the server
+      // knows (transcript, customer, header) and leave alone what the agent is
+      // doing (a draft, an open Transfer or Complete with its choices).
+      ["header.who", "#transcript", ".context"].forEach(function (selector) {
+        var old = current.querySelector(selector);
+        var fresh = next.querySelector(selector);
+        if (old && fresh) {
+          old.replaceWith(fresh);
+          if (window.htmx) htmx.process(fresh);
+        }
+      });
+      scrollTranscript();
+      return;
+    }
     current.replaceWith(next);
     if (window.htmx) htmx.process(next);
-    var again = next.querySelector("textarea[name=body]");
-    if (again && draft) again.value = draft;
-    if (again && focused) again.focus();
     if (fragment.id === "conversation") scrollTranscript();
     if (fragment.id === "offers") announceOffers(next);
+  }
+
+  function sameTools(current, next) {
+    var id = current.dataset.conversation;
+    if (!id || id !== next.dataset.conversation) return false;
+    var shape = function (panel) {
+      return ["textarea[name=body]", "select[name=template]", ".tools"].map(function (s) {
+        return !!panel.querySelector(s);
+      }).join();
+    };
+    return shape(current) === shape(next);
   }
 
   function announceOffers(section) {
@@ -93,6 +112,7 @@
   });
 
   function receive(event) {
+    lastHeard = Date.now();
     var frame = JSON.parse(event.data);
     if (frame.type === "fragments" && inflight) {
       heldBack = true;
@@ -117,6 +137,7 @@
     socket = new WebSocket(scheme + location.host + path);
     socket.onopen = function () {
       retry = 500;
+      lastHeard = Date.now();
       say("Live", true);
       shown = opened();
       if (shown) send({ type: "open", conversation: shown });
@@ -129,7 +150,15 @@
     };
   }
 
-  setInterval(function () { send({ type: "ping", seq: lastSeq }); }, 10000);
+  // A socket that stops answering pings is half-dead: drop it and reconnect.
+  var lastHeard = Date.now();
+  setInterval(function () {
+    if (socket && socket.readyState === WebSocket.OPEN && Date.now() - lastHeard > 25000) {
+      socket.close();
+      return;
+    }
+    send({ type: "ping", seq: lastSeq });
+  }, 10000);
 
   // Tell the server which conversation is on screen, so it sends its changes.
   var shown = null;
