@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint test-unit test-pg test-e2e install bench clean
+.PHONY: run test lint test-unit test-pg test-e2e install bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -29,6 +29,8 @@ run: install
 	$(BIN)/python manage.py loaddemo
 	@echo
 	@echo "  Switchboard is starting on http://$(HOST):$(PORT)/"
+	@echo "    agents' console     http://$(HOST):$(PORT)/console/"
+	@echo "    supervisors         http://$(HOST):$(PORT)/console/supervisor/"
 	@echo "    customer simulator  http://$(HOST):$(PORT)/simulator/"
 	@echo "    admin               http://$(HOST):$(PORT)/admin/"
 	@echo "    health              http://$(HOST):$(PORT)/healthz"
@@ -55,8 +57,13 @@ test-e2e: install
 
 test: lint test-unit test-pg test-e2e
 
+# The load harness (bench/README.md): the production shape on a throwaway
+# PostgreSQL cluster, customers and agents driving it, results in bench/results/.
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-quick: install
+	$(BIN)/python -m bench --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf var
