@@ -1,5 +1,6 @@
 """The console's context and fragments, shared by the views and the consumer."""
 
+import json
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -52,9 +53,21 @@ def conversation_context(*, user: Any, conversation_id: int) -> dict[str, Any]:
         "holds": selectors.holds_conversation(user=user, conversation=conversation),
         "transcript": selectors.get_transcript(conversation=conversation),
         "variables": selectors.get_flow_variables(conversation=conversation),
-        "attributes": conversation.task.attributes if conversation.task else {},
+        "attributes": _readable(
+            conversation.task.attributes if conversation.task else {}
+        ),
         "window_open": window_open,
         "templates": [] if window_open else list(Template.objects.all()),
+    }
+
+
+def _readable(attributes: dict[str, Any]) -> dict[str, str]:
+    """Task attributes for people: nested values as JSON, not Python's repr."""
+    return {
+        key: json.dumps(value, ensure_ascii=False)
+        if isinstance(value, dict | list)
+        else str(value)
+        for key, value in attributes.items()
     }
 
 
