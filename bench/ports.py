@@ -1,0 +1,9 @@
+"""Free TCP ports on the loopback interface: the only place the harness talks to."""
+
+import socket
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
