@@ -39,7 +39,11 @@ class Config:
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["out"] = str(self.out)
+        # Relative to the checkout when inside it: results say nothing of the machine.
+        try:
+            data["out"] = str(self.out.resolve().relative_to(Path.cwd()))
+        except ValueError:
+            data["out"] = self.out.name
         data["server_shape"] = SERVERS[self.server].replace("N", str(self.web_procs))
         return data
 
