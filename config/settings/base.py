@@ -90,8 +90,10 @@ TEMPLATES = [
 
 
 def _database(url: str) -> dict[str, Any]:
+    # Persistent connections leak under ASGI (each request may run on a new
+    # thread): off by default; the load bench lost requests with them on.
     config: dict[str, Any] = dict(
-        dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
+        dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))
     )
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # Several processes (web, worker, beat) share the file: WAL lets readers
