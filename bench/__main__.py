@@ -150,10 +150,11 @@ def code_version() -> dict[str, object]:
         result = subprocess.run(
             ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
         )
-        return result.stdout.strip()
+        return result.stdout
 
+    # Each line is two status letters, a space, the path (the letters may be spaces).
     changed = [line[3:] for line in git("status", "--porcelain").splitlines()]
-    return {"commit": git("rev-parse", "HEAD"), "uncommitted": changed}
+    return {"commit": git("rev-parse", "HEAD").strip(), "uncommitted": changed}
 
 
 def main(argv: list[str] | None = None) -> int:

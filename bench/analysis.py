@@ -114,56 +114,76 @@ def _correctness(
     record, inbound, outbound, handed_over, status_log, reservations, capacity
 ):
     detail: Counter[str] = Counter()
-    stored = {sid: conversation for sid, _, _, conversation, _ in inbound}
-    for webhook in record.inbound.values():
-        if 200 not in webhook.statuses:
-            detail["lost_inbound_not_accepted"] += 1
-        elif stored.get(webhook.sid) is None:
-            detail["lost_inbound_not_in_conversation"] += 1
-    detail["lost_status_callback_not_accepted"] = sum(
-        1 for posted in record.callbacks.values() for _, code in posted if code != 200
-    )
-    replies = Counter(
-        body.rsplit(" ", 1)[-1]
-        for _, _, author, body, *_ in outbound
-        if author == "agent"
-    )
-    for token, reply in record.replies.items():
-        if reply.ok and replies[token] == 0:
-            detail["lost_agent_reply_not_stored"] += 1
-        if replies[token] > 1:
-            detail["duplicated_agent_reply"] += replies[token] - 1
-    detail["lost_never_shown_to_agent"] = len(record.pending)
-    per_customer = Counter((sender, body) for _, sender, body, _, _ in inbound)
-    detail["duplicated_inbound"] = sum(n - 1 for n in per_customer.values() if n > 1)
-    menus = Counter(o[1] for o in outbound if o[2] == "bot")
-    detail["duplicated_bot_reply"] = sum(n - 1 for n in menus.values() if n > 1)
-    detail["duplicated_handed_over"] = len(handed_over)
-    detail["duplicated_shown"] = (
-        record.counts["shown_twice_offers"] + record.counts["shown_twice_messages"]
-    )
+    detail.update(_lost(record, inbound, outbound))
+    detail.update(_duplicated(record, inbound, outbound, handed_over))
     accepted = Counter(
         r[1] for r in reservations if r[3] in ("accepted", "wrapping", "completed")
     )
     detail["double_assigned_tasks"] = sum(1 for n in accepted.values() if n > 1)
     detail["double_assigned_seen"] = sum(
-        1 for a in record.accepted.values() if len(a) > 1
+        1 for agents in record.accepted.values() if len(agents) > 1
     )
     detail["over_capacity_workers"] = _over_capacity(reservations, capacity)
     detail["over_capacity_seen"] = record.counts["over_capacity_seen"]
     detail.update(_regressions(record, outbound, status_log))
-    groups = {
-        "lost": "lost_",
-        "duplicated": "duplicated_",
-        "double_assigned": "double_assigned_",
-        "over_capacity": "over_capacity_",
-        "status_regressed": "status_regressed_",
-    }
     correctness = {
-        name: sum(n for key, n in detail.items() if key.startswith(prefix))
-        for name, prefix in groups.items()
+        name: sum(n for key, n in detail.items() if key.startswith(f"{name}_"))
+        for name in (
+            "lost",
+            "duplicated",
+            "double_assigned",
+            "over_capacity",
+            "status_regressed",
+        )
     }
     return correctness, dict(sorted(detail.items()))
+
+
+def _reply_tokens(outbound) -> Counter[str]:
+    """How many stored agent replies carry each token (the reply's last word)."""
+    return Counter(
+        body.rsplit(" ", 1)[-1]
+        for _, _, author, body, *_ in outbound
+        if author == "agent"
+    )
+
+
+def _lost(record, inbound, outbound) -> Counter[str]:
+    found: Counter[str] = Counter()
+    stored = {sid: conversation for sid, _, _, conversation, _ in inbound}
+    for webhook in record.inbound.values():
+        if 200 not in webhook.statuses:
+            found["lost_inbound_not_accepted"] += 1
+        elif stored.get(webhook.sid) is None:
+            found["lost_inbound_not_in_conversation"] += 1
+    found["lost_status_callback_not_accepted"] = sum(
+        1 for posted in record.callbacks.values() for _, code in posted if code != 200
+    )
+    replies = _reply_tokens(outbound)
+    found["lost_agent_reply_not_stored"] = sum(
+        1 for token, reply in record.replies.items() if reply.ok and not replies[token]
+    )
+    found["lost_never_shown_to_agent"] = len(record.pending)
+    return found
+
+
+def _duplicated(record, inbound, outbound, handed_over) -> Counter[str]:
+    found: Counter[str] = Counter()
+    # Every message a customer writes is different: the same twice is a duplicate.
+    per_customer = Counter((sender, body) for _, sender, body, _, _ in inbound)
+    found["duplicated_inbound"] = sum(n - 1 for n in per_customer.values() if n > 1)
+    replies = _reply_tokens(outbound)
+    found["duplicated_agent_reply"] = sum(
+        replies[token] - 1 for token in record.replies if replies[token] > 1
+    )
+    # The bot says one thing per conversation here: its menu.
+    menus = Counter(o[1] for o in outbound if o[2] == "bot")
+    found["duplicated_bot_reply"] = sum(n - 1 for n in menus.values() if n > 1)
+    found["duplicated_handed_over"] = len(handed_over)
+    found["duplicated_shown"] = (
+        record.counts["shown_twice_offers"] + record.counts["shown_twice_messages"]
+    )
+    return found
 
 
 def _regressions(record, outbound, status_log) -> Counter:

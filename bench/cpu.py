@@ -39,7 +39,10 @@ def snapshot(groups: dict[str, int]) -> dict[str, float]:
         # The command name is in parentheses and may hold spaces: split after it.
         command = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
-        pgid, seconds = int(fields[2]), (int(fields[11]) + int(fields[12])) / TICKS
+        # Its own time and that of its children that exited (a PostgreSQL backend
+        # closed during the load counts in the postmaster's).
+        pgid = int(fields[2])
+        seconds = sum(int(value) for value in fields[11:15]) / TICKS
         if int(entry.name) == harness:
             name = "harness"
         elif pgid in by_group:
@@ -68,7 +71,7 @@ def _kind(name: str) -> str:
 
 
 def cores(before: dict[str, float], after: dict[str, float], seconds: float) -> dict:
-    """Cores used per part between two snapshots (processes that exited are lost)."""
+    """Cores used per part between two snapshots."""
     if seconds <= 0:
         return {}
     used = {

@@ -36,9 +36,11 @@ the next repetition. It also counts SQL queries per operation and EXPLAINs the
 queries of a decision, a sweep and the walk, to see which indexes are used.
 
 Prints a table of how each cost grows with N and writes
-bench/results/routing_scale.json. A walk (sweep, dispatch) that the previous size
-predicts would overrun `--budget` seconds for this size is skipped and reported
-as such, so the run always stops by itself.
+bench/results/routing_scale.json. A walk (sweep, dispatch) predicted to overrun
+`--budget` seconds is skipped and reported with its prediction (from the previous
+size's cost per task, or for the first size from one decision per task), so the
+run always stops by itself. Numbers are only as good as the machine is quiet: the
+load average at start and end is in the JSON.
 """
 
 from __future__ import annotations
@@ -664,6 +666,7 @@ def measure_size(
     none_task = center.waiting_in("Skill 01")
     queue = center.queues["Skill 00"]
     result: dict[str, Any] = {
+        "size": size,
         "waiting_tasks": Task.objects.filter(status="pending").count(),
         "all_tasks": Task.objects.count(),
         "reservations": Reservation.objects.count(),
@@ -740,7 +743,10 @@ def measure_size(
     )
     for name, action, before, undo in walks:
         predicted = predict(previous, name, size)
-        if predicted is not None and predicted * 1.2 > args.budget:
+        if predicted is None:
+            # No smaller size to go by: a walk is about one decision per task.
+            predicted = timings["decision_none"]["median_ms"] * size / 1000 * 1.3
+        if predicted * 1.2 > args.budget:
             timings[name] = {"skipped": True, "predicted_ms": round(predicted * 1000)}
             print(f"  {name:<16} skipped: predicted {predicted:.0f} s", flush=True)
             continue
@@ -806,13 +812,16 @@ def explain_walk() -> list[dict[str, Any]]:
 
 
 def predict(previous: dict | None, name: str, size: int) -> float | None:
-    """Seconds one walk over `size` tasks should take, from the last size."""
+    """Seconds one walk over `size` tasks should take, from the last size (itself
+    measured or predicted): a walk is linear in the waiting tasks."""
     if previous is None:
         return None
     timing = previous["timings"].get(name, {})
-    if timing.get("skipped") or "per_task_us" not in timing:
-        return None
-    return timing["per_task_us"] * size / 1e6
+    if "per_task_us" in timing:
+        return timing["per_task_us"] * size / 1e6
+    if timing.get("skipped"):
+        return timing["predicted_ms"] / 1000 * size / previous["size"]
+    return None
 
 
 # -- report ------------------------------------------------------------------------
