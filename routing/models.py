@@ -231,6 +231,11 @@ class Task(models.Model):
                 name="task_waiting_idx",
             ),
             models.Index(
+                fields=["queue", "-routing_priority", "-created_at"],
+                condition=Q(status="pending"),
+                name="task_waiting_lifo_idx",
+            ),
+            models.Index(
                 fields=["expires_at"],
                 condition=Q(status__in=["pending", "reserved"]),
                 name="task_ttl_idx",

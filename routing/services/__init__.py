@@ -1,6 +1,6 @@
 """Routing's write side: the only way anything changes routing state."""
 
-from routing.services.dispatch import dispatch
+from routing.services.loop import dispatch, dispatch_for_workers
 from routing.services.reservations import (
     accept_reservation,
     reject_reservation,
@@ -39,6 +39,7 @@ __all__ = [
     "create_task",
     "create_worker",
     "dispatch",
+    "dispatch_for_workers",
     "ensure_workspace",
     "get_task_channel",
     "get_workflow",

@@ -8,6 +8,8 @@ never reserved beyond its queue's `max_reserved_workers`, a worker never beyond
 their capacity, and a task is never assigned twice.
 """
 
+import functools
+import json
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,7 +40,6 @@ from routing.workflows import (
     locate,
     order_workers,
     parse_configuration,
-    task_sort_key,
     worker_scope,
 )
 
@@ -49,9 +50,19 @@ TTL_EXCEEDED = "Task TTL Exceeded"
 
 
 def routing_of(workflow: Workflow) -> Routing:
-    return parse_configuration(
-        workflow.configuration, TaskQueue.objects.values_list("name", flat=True)
-    )
+    """The workflow's parsed routing, parsed once per configuration and set of
+    queues, and read once per decision (kept on the workflow instance)."""
+    routing = getattr(workflow, "_routing", None)
+    if routing is None:
+        names = tuple(sorted(TaskQueue.objects.values_list("name", flat=True)))
+        configuration = json.dumps(workflow.configuration, sort_keys=True)
+        routing = workflow._routing = _parse(configuration, names)  # type: ignore[attr-defined]
+    return routing
+
+
+@functools.lru_cache(maxsize=64)
+def _parse(configuration: str, queues: tuple[str, ...]) -> Routing:
+    return parse_configuration(json.loads(configuration), queues)
 
 
 def age_of(task: Task, now: datetime) -> float:
@@ -149,26 +160,47 @@ def current_target(task: Task) -> Any:
 # -- offers ------------------------------------------------------------------------
 
 
-def _loads(channel_id: int, worker_ids: list[int]) -> dict[int, int]:
-    rows = (
+def load_of_row() -> Any:
+    """A worker channel's load (busy reservations on it), for `.annotate()`."""
+    busy = (
         Reservation.objects.filter(
-            worker_id__in=worker_ids, channel_id=channel_id, status__in=BUSY_RESERVATION
+            worker_id=OuterRef("worker_id"),
+            channel_id=OuterRef("channel_id"),
+            status__in=BUSY_RESERVATION,
         )
         .values("worker_id")
         .annotate(n=Count("id"))
+        .values("n")
     )
-    return {row["worker_id"]: row["n"] for row in rows}
+    return Coalesce(Subquery(busy), 0)
+
+
+CANDIDATE_FIELDS = (
+    "worker_id",
+    "capacity",
+    "worker__name",
+    "worker__sid",
+    "worker__attributes",
+    "worker__activity_changed_at",
+    "worker__last_task_ended_at",
+)
 
 
 def candidates(task: Task, target: Any, now: datetime) -> list[Candidate]:
     """Workers who could take `task` now: available, with room on its channel,
     members of its queue, matching the step's expression, not already offered it."""
-    channels = WorkerChannel.objects.filter(
-        channel_id=task.channel_id,
-        available=True,
-        capacity__gt=0,
-        worker__activity__available=True,
-    ).select_related("worker")
+    channels = (
+        WorkerChannel.objects.filter(
+            channel_id=task.channel_id,
+            available=True,
+            capacity__gt=0,
+            worker__activity__available=True,
+        )
+        .annotate(load=load_of_row())
+        .filter(load__lt=F("capacity"))
+        .select_related("worker")
+        .only(*CANDIDATE_FIELDS)
+    )
     if task.direct_worker_id:
         channels = channels.filter(worker_id=task.direct_worker_id)
     excluded = set(
@@ -184,15 +216,13 @@ def candidates(task: Task, target: Any, now: datetime) -> list[Candidate]:
                 status__in=(ReservationStatus.ACCEPTED, ReservationStatus.WRAPPING),
             ).values_list("worker_id", flat=True)
         )
-    rows = [c for c in channels if c.worker_id not in excluded]
-    loads = _loads(task.channel_id, [c.worker_id for c in rows])
     queue = task.queue
     found = []
-    for row in rows:
+    for row in channels:
         worker = row.worker
-        load = loads.get(worker.pk, 0)
-        if load >= row.capacity or not _eligible(task, queue, target, worker):
+        if worker.pk in excluded or not _eligible(task, queue, target, worker):
             continue
+        load = row.load
         since = max(
             worker.activity_changed_at,
             worker.last_task_ended_at or worker.activity_changed_at,
@@ -298,58 +328,6 @@ def _maybe_skip(task: Task, target: Any, now: datetime) -> None:
 
 
 # -- the loop ----------------------------------------------------------------------
-
-
-def channels_with_room() -> set[int]:
-    """Task channels on which some available worker could take one more task.
-
-    One query; it lets a dispatch with nobody free cost nothing per waiting task.
-    Step timeouts and time-to-live are the sweep's, so skipping tasks here loses
-    no deadline.
-    """
-    busy = (
-        Reservation.objects.filter(
-            worker_id=OuterRef("worker_id"),
-            channel_id=OuterRef("channel_id"),
-            status__in=BUSY_RESERVATION,
-        )
-        .values("worker_id")
-        .annotate(n=Count("id"))
-        .values("n")
-    )
-    return set(
-        WorkerChannel.objects.filter(
-            available=True, capacity__gt=0, worker__activity__available=True
-        )
-        .annotate(load=Coalesce(Subquery(busy), 0))
-        .filter(load__lt=F("capacity"))
-        .values_list("channel_id", flat=True)
-        .distinct()
-    )
-
-
-def dispatch(*, task_ids: list[int] | None = None) -> int:
-    """Offer every waiting task (or those in `task_ids`) to whoever can take it.
-
-    Tasks go in order: higher priority first, then FIFO or LIFO by their queue.
-    Returns how many reservations were made.
-    """
-    room = channels_with_room()
-    if not room:
-        return 0  # nobody can take anything: no task needs looking at
-    waiting = Task.objects.filter(
-        status__in=LIVE_TASK, channel_id__in=room
-    ).select_related("queue")
-    if task_ids is not None:
-        waiting = waiting.filter(pk__in=task_ids)
-    ordered = sorted(
-        waiting,
-        key=lambda t: task_sort_key(bool(t.queue and t.queue.task_order == "LIFO"))(t),
-    )
-    made = 0
-    for task in ordered:
-        made += dispatch_one(task.pk)
-    return made
 
 
 def dispatch_one(task_id: int) -> int:

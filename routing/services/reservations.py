@@ -14,7 +14,8 @@ from routing.models import (
     TaskStatus,
     Workspace,
 )
-from routing.services.dispatch import dispatch
+from routing.services.dispatch import dispatch_one
+from routing.services.loop import dispatch_for_workers
 from routing.services.tasks import InvalidTransition, RoutingError, _end_reservation
 from routing.services.workers import move_worker
 
@@ -80,7 +81,7 @@ def accept_reservation(*, reservation_id: int) -> Reservation:
             _end_reservation(other, ReservationStatus.RESCINDED, now)
         _finish_transfer(task, now)
     if rescinded:  # the other workers are free for other tasks again
-        dispatch()
+        dispatch_for_workers([other.worker_id for other in rescinded])
     return reservation
 
 
@@ -118,7 +119,8 @@ def reject_reservation(*, reservation_id: int) -> Reservation:
                 "too late to reject"
             )
         _release(reservation, task, ReservationStatus.REJECTED, now)
-    dispatch()
+    dispatch_one(task.pk)  # to someone else
+    dispatch_for_workers([reservation.worker_id])
     return reservation
 
 
@@ -137,4 +139,6 @@ def time_out_reservation(*, reservation_id: int) -> bool:
         workspace = Workspace.objects.select_related("timeout_activity").first()
         if workspace is not None:
             move_worker(reservation.worker, workspace.timeout_activity, now)
+    dispatch_one(task.pk)  # to someone else
+    dispatch_for_workers([reservation.worker_id])  # if the timeout activity is one
     return True

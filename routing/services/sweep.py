@@ -4,11 +4,14 @@ A late sweep fixes things up in the order they fell due; running it twice, or in
 two processes at once, does each thing once.
 """
 
+from datetime import datetime
+
 from django.db import transaction
 
 from routing import clock
 from routing.models import LIVE_TASK, Reservation, ReservationStatus, Task
-from routing.services.dispatch import TTL_EXCEEDED, dispatch, dispatch_one
+from routing.services.dispatch import TTL_EXCEEDED, dispatch_one
+from routing.services.loop import dispatch_for_workers
 from routing.services.reservations import time_out_reservation
 from routing.services.tasks import cancel_locked
 
@@ -33,9 +36,15 @@ def next_deadline():
     return min(due) if due else None
 
 
-def sweep() -> dict[str, int]:
+def sweep(*, safety_net: bool = True) -> dict[str, int]:
     """Time out offers, cancel tasks past their TTL, move tasks whose routing step
-    timed out; then offer what became possible."""
+    timed out, offering each task and freed worker as it goes.
+
+    With `safety_net`, then offer waiting work to everybody who still has room:
+    this catches an offer that an event could not make (its task was locked by
+    another process at that moment, or the process died between commit and
+    dispatch). It costs a query when nobody has room.
+    """
     now = clock.now()
     timed_out = 0
     expired = Reservation.objects.filter(
@@ -48,15 +57,10 @@ def sweep() -> dict[str, int]:
     for task_id in list(
         stale.order_by("expires_at", "pk").values_list("pk", flat=True)
     ):
-        with transaction.atomic():
-            task = (
-                Task.objects.select_for_update(skip_locked=True)
-                .filter(pk=task_id, status__in=LIVE_TASK)
-                .first()
-            )
-            if task is not None:
-                cancel_locked(task, now, TTL_EXCEEDED)
-                canceled += 1
+        freed = _expire(task_id, now)
+        if freed is not None:
+            canceled += 1
+            dispatch_for_workers(freed)
     moved = Task.objects.filter(status__in=LIVE_TASK, target_expires_at__lte=now)
     stepped = 0
     for task_id in list(
@@ -64,10 +68,23 @@ def sweep() -> dict[str, int]:
     ):
         dispatch_one(task_id)
         stepped += 1
-    offered = dispatch()
+    offered = dispatch_for_workers() if safety_net else 0
     return {
         "reservations_timed_out": timed_out,
         "tasks_expired": canceled,
         "tasks_stepped": stepped,
         "reservations_created": offered,
     }
+
+
+def _expire(task_id: int, now: datetime) -> list[int] | None:
+    """Cancel a task past its TTL; the workers it freed, or None if not live."""
+    with transaction.atomic():
+        task = (
+            Task.objects.select_for_update(skip_locked=True)
+            .filter(pk=task_id, status__in=LIVE_TASK)
+            .first()
+        )
+        if task is None:
+            return None
+        return cancel_locked(task, now, TTL_EXCEEDED)

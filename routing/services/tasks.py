@@ -24,7 +24,8 @@ from routing.models import (
     Worker,
     Workflow,
 )
-from routing.services.dispatch import dispatch, dispatch_one
+from routing.services.dispatch import dispatch_one
+from routing.services.loop import dispatch_for_workers
 
 MAX_TIMEOUT = 1209600
 CANCELED_BY_REQUEST = "Canceled by request"
@@ -151,12 +152,16 @@ def update_task_attributes(*, task_id: int, attributes: Mapping[str, Any]) -> Ta
     return Task.objects.get(pk=task_id)
 
 
-def cancel_locked(task: Task, now: datetime, reason: str) -> None:
-    """Cancel a locked task and its pending offers (no dispatch)."""
+def cancel_locked(task: Task, now: datetime, reason: str) -> list[int]:
+    """Cancel a locked task and its pending offers (no dispatch); returns the
+    workers whose offers were canceled, who have room again."""
     _move(task, TaskStatus.CANCELED, now, reason=reason, ended_at=now)
+    freed = []
     for reservation in task.reservations.filter(status=ReservationStatus.PENDING):
         _end_reservation(reservation, ReservationStatus.CANCELED, now)
+        freed.append(reservation.worker_id)
     record("task.canceled", task=task, reason=reason)
+    return freed
 
 
 def _end_reservation(reservation: Reservation, status: str, now: datetime) -> None:
@@ -175,11 +180,12 @@ def cancel_task(*, task_id: int, reason: str = CANCELED_BY_REQUEST) -> Task:
 
     A no-op for a task already canceled.
     """
+    freed: list[int] = []
     with transaction.atomic():
         task = _locked(task_id)
         if task.status != TaskStatus.CANCELED:
-            cancel_locked(task, clock.now(), reason)
-    dispatch()
+            freed = cancel_locked(task, clock.now(), reason)
+    dispatch_for_workers(freed)
     return task
 
 
@@ -234,9 +240,10 @@ def complete_task(*, task_id: int) -> Task:
         transfers = Task.objects.select_for_update(of=("self",)).filter(
             transferred_from=task, status__in=LIVE_TASK
         )
+        freed = [worker.pk]
         for transfer in transfers:
-            cancel_locked(transfer, now, TRANSFER_WITHDRAWN)
-    dispatch()
+            freed += cancel_locked(transfer, now, TRANSFER_WITHDRAWN)
+    dispatch_for_workers(freed)
     return task
 
 

@@ -89,19 +89,19 @@ def move_worker(worker: Worker, activity: Activity, now: datetime) -> bool:
 
 def set_worker_activity(*, worker_id: int, activity: str) -> Worker:
     """Offers already made stay until answered or timed out."""
-    from routing.services.dispatch import dispatch
+    from routing.services.loop import dispatch_for_workers
 
     target = _activity(activity)
     with transaction.atomic():
         worker = Worker.objects.select_for_update().get(pk=worker_id)
         moved = move_worker(worker, target, clock.now())
     if moved and target.available:
-        dispatch()
+        dispatch_for_workers([worker.pk])
     return worker
 
 
 def set_worker_attributes(*, worker_id: int, attributes: Mapping[str, Any]) -> Worker:
-    from routing.services.dispatch import dispatch
+    from routing.services.loop import dispatch_for_workers
 
     if not isinstance(attributes, Mapping):
         raise WorkerError("attributes must be a JSON object")
@@ -112,7 +112,7 @@ def set_worker_attributes(*, worker_id: int, attributes: Mapping[str, Any]) -> W
         worker.attributes = dict(attributes)
         worker.save(update_fields=["attributes"])
         record("worker.attributes.update", worker=worker)
-    dispatch()
+    dispatch_for_workers([worker.pk])
     return worker
 
 
@@ -120,7 +120,7 @@ def set_worker_capacity(
     *, worker_id: int, channel: str, capacity: int, available: bool | None = None
 ) -> WorkerChannel:
     """Capacity 0..50 on one channel, and optionally that channel's on/off switch."""
-    from routing.services.dispatch import dispatch
+    from routing.services.loop import dispatch_for_workers
 
     if not isinstance(capacity, int) or not 0 <= capacity <= 50:
         raise WorkerError(f"capacity must be from 0 to 50, not {capacity!r}")
@@ -149,5 +149,5 @@ def set_worker_capacity(
                 available=available,
             )
         row.save()
-    dispatch()
+    dispatch_for_workers([worker.pk])
     return row
