@@ -27,10 +27,15 @@ For each size it measures, with `time.perf_counter` (median and p95):
 - `head_of_queue`: the raw dequeue, the next task of one queue locked with
   `SELECT ... FOR UPDATE SKIP LOCKED` in a transaction (what an incremental
   dispatcher would run instead of walking every task);
-- `sweep_idle`: beat's `services.sweep()` with nothing due and nothing possible;
-- `dispatch_all`: `services.dispatch()` after one worker became free (what a
-  reject, cancel, completion, worker activity/attribute/capacity change and an
-  accept that rescinds other offers run).
+- `worker_freed`: `services.dispatch_for_workers([probe])` when the probe, member
+  of every queue, has room (what a reject, cancel, completion, worker
+  activity/attribute/capacity change and an accept that rescinds other offers
+  run): it reads the heads of the probe's queues and offers the best;
+- `sweep_idle`: beat's `services.sweep()` with nothing due and nothing possible
+  (its safety net included: the workers with room are offered the heads of their
+  queues);
+- `dispatch_all`: `services.dispatch()`, the walk of every waiting task that only
+  an edited workflow or queue runs now, after one worker became free.
 Anything a measurement changed (reservations, events, new tasks) is undone before
 the next repetition. It also counts SQL queries per operation and EXPLAINs the
 queries of a decision, a sweep and the walk, to see which indexes are used.
@@ -711,6 +716,11 @@ def measure_size(
         if any(outcome.values()):
             raise RuntimeError(f"the idle sweep did something: {outcome}")
 
+    def freed() -> None:
+        made = services.dispatch_for_workers([center.probe.pk])
+        if made < 1:
+            raise RuntimeError("the freed probe was offered nothing")
+
     def dispatch_all() -> None:
         made = services.dispatch()
         if made < 1:
@@ -724,6 +734,7 @@ def measure_size(
         ("decision_none", none, None, None),
         ("create_task", create, None, restore),
         ("head_of_queue", head, None, None),
+        ("worker_freed", freed, on, restore),
     )
     for name, action, before, undo in small:
         timings[name] = summary(timed(action, args.reps, before=before, undo=undo))
@@ -832,6 +843,7 @@ ROWS = (
     ("create_task", "services.create_task (waits)"),
     ("head_of_queue", "raw dequeue: SKIP LOCKED head"),
     ("sweep_idle", "sweep(), nothing due"),
+    ("worker_freed", "dispatch_for_workers, 1 freed"),
     ("dispatch_all", "dispatch() after 1 worker freed"),
 )
 
@@ -859,7 +871,7 @@ def table(results: dict[str, Any]) -> str:
             growth = f"x{measured[-1]['median_ms'] / measured[0]['median_ms']:.1f}"
         counts = [str(results["sizes"][s]["queries"].get(key, "-")) for s in sizes]
         lines.append([label, *[cell(t) for t in timings], growth, "/".join(counts)])
-        if key in ("sweep_idle", "dispatch_all"):
+        if key == "dispatch_all":
             per_task = [
                 f"{t['per_task_us'] / 1000:.2f}" if "per_task_us" in t else "-"
                 for t in timings

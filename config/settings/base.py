@@ -92,6 +92,7 @@ TEMPLATES = [
 def _database(url: str) -> dict[str, Any]:
     # Persistent connections leak under ASGI (each request may run on a new
     # thread): off by default; the load bench lost requests with them on.
+    # PostgreSQL gets a connection pool per process instead (DB_POOL).
     config: dict[str, Any] = dict(
         dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))
     )
@@ -104,6 +105,18 @@ def _database(url: str) -> dict[str, Any]:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
+        }
+    elif env_bool("DB_POOL", True):
+        if config["CONN_MAX_AGE"]:
+            raise ImproperlyConfigured(
+                "DB_POOL and DB_CONN_MAX_AGE exclude each other: a pooled "
+                "connection goes back to the pool after each request or job. "
+                "Set DB_CONN_MAX_AGE=0, or DB_POOL=0 to keep connections instead."
+            )
+        config.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": env_int("DB_POOL_MAX_SIZE", 8),
+            "timeout": 10,  # seconds to wait for a free connection
         }
     else:
         config["CONN_HEALTH_CHECKS"] = True

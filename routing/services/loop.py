@@ -84,6 +84,9 @@ def dispatch_for_workers(worker_ids: Iterable[int] | None = None) -> int:
         )
     )
     seen: set[int] = set()  # a task looked at once in this call had its chance
+    # Queues found with nothing waiting on a channel stay so for this call: a task
+    # created meanwhile is offered by its own dispatch_one.
+    empty: set[tuple[int, int]] = set()
     made = 0
     for worker_id, channel_id in pairs:
         member_of = [
@@ -91,13 +94,23 @@ def dispatch_for_workers(worker_ids: Iterable[int] | None = None) -> int:
             for queue in queues
             if expressions.matches(queue.target_workers, attributes[worker_id])
         ]
-        made += _fill(worker_id, channel_id, member_of, seen)
+        made += _fill(worker_id, channel_id, member_of, seen, empty)
     return made
 
 
-def _fill(worker_id: int, channel_id: int, queues: list[TaskQueue], seen: set) -> int:
+def _fill(
+    worker_id: int,
+    channel_id: int,
+    queues: list[TaskQueue],
+    seen: set[int],
+    empty: set[tuple[int, int]],
+) -> int:
     """Look at the heads this worker could take, best first, until they are full."""
-    streams = [_heads(queue, channel_id) for queue in queues]
+    streams = [
+        _heads(queue, channel_id, empty)
+        for queue in queues
+        if (queue.pk, channel_id) not in empty
+    ]
     streams.append(_directed(worker_id, channel_id))
     made = 0
     for _key, task_id in heapq.merge(*streams):
@@ -111,7 +124,9 @@ def _fill(worker_id: int, channel_id: int, queues: list[TaskQueue], seen: set) -
     return made
 
 
-def _heads(queue: TaskQueue, channel_id: int) -> Iterator[tuple[tuple, int]]:
+def _heads(
+    queue: TaskQueue, channel_id: int, empty: set[tuple[int, int]]
+) -> Iterator[tuple[tuple, int]]:
     """A queue's waiting tasks on a channel in its order, read a page at a time
     (keyset pages: tasks offered meanwhile leave the pending set)."""
     lifo = queue.task_order == "LIFO"
@@ -121,7 +136,13 @@ def _heads(queue: TaskQueue, channel_id: int) -> Iterator[tuple[tuple, int]]:
     rows = Task.objects.filter(queue=queue, channel_id=channel_id, status__in=statuses)
     newest = ("-created_at", "-pk") if lifo else ("created_at", "pk")
     order = ("-routing_priority", *newest)
-    yield from _pages(rows.order_by(*order), task_sort_key(lifo), lifo)
+    pages = _pages(rows.order_by(*order), task_sort_key(lifo), lifo)
+    first = next(pages, None)
+    if first is None:
+        empty.add((queue.pk, channel_id))
+        return
+    yield first
+    yield from pages
 
 
 def _directed(worker_id: int, channel_id: int) -> Iterator[tuple[tuple, int]]:

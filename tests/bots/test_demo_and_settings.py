@@ -1,3 +1,5 @@
+import subprocess
+
 import pytest
 from django.contrib.auth import authenticate
 from django.core.exceptions import ImproperlyConfigured
@@ -105,3 +107,46 @@ def test_development_is_not_warned(settings):
     settings.DEBUG = True
 
     assert check_messaging(None) == []
+
+
+def settings_from(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Import the production settings in a process of its own with `environment`
+    and print the default database's configuration as JSON."""
+    import sys
+
+    code = (
+        "import json, config.settings.base as s; "
+        "print(json.dumps(s.DATABASES['default'], default=str))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={"PATH": "/usr/bin:/bin", "DEBUG": "0", "SECRET_KEY": "x" * 50}
+        | environment,
+        capture_output=True,
+        text=True,
+    )
+
+
+POSTGRES = "postgres://switchboard@db:5432/switchboard"
+
+
+def test_postgresql_gets_a_connection_pool_per_process_by_default():
+    import json
+
+    pooled = settings_from({"DATABASE_URL": POSTGRES, "DB_POOL_MAX_SIZE": "12"})
+    kept = settings_from(
+        {"DATABASE_URL": POSTGRES, "DB_POOL": "0", "DB_CONN_MAX_AGE": "60"}
+    )
+
+    database = json.loads(pooled.stdout)
+    assert database["OPTIONS"]["pool"]["max_size"] == 12
+    assert database["CONN_MAX_AGE"] == 0
+    assert "pool" not in json.loads(kept.stdout).get("OPTIONS", {})
+    assert json.loads(kept.stdout)["CONN_MAX_AGE"] == 60
+
+
+def test_a_pool_with_persistent_connections_is_refused_naming_both_variables():
+    result = settings_from({"DATABASE_URL": POSTGRES, "DB_CONN_MAX_AGE": "60"})
+
+    assert result.returncode != 0
+    assert "DB_POOL and DB_CONN_MAX_AGE" in result.stderr
