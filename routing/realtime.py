@@ -7,7 +7,9 @@ and it is best effort: a channel layer that is down is logged, never raised into
 the business transaction that already happened.
 """
 
+import asyncio
 import logging
+import os
 import re
 import threading
 from collections import defaultdict
@@ -80,6 +82,44 @@ def current_sequence(group: str) -> int:
         return _local_counters[group]
 
 
+class _Publisher:
+    """An event loop of this process's own, in a thread, to publish from sync code.
+
+    The Redis channel layer keeps its connections per event loop. Outside an ASGI
+    server, `async_to_sync` runs each call on a new loop, so every publish from a
+    WSGI request or a Celery job would open (and drop) a Redis connection; on this
+    loop they are opened once and reused.
+    """
+
+    TIMEOUT = 5.0
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(
+            target=self.loop.run_forever, name="channel-layer-publisher", daemon=True
+        ).start()
+
+    def run(self, coroutine: Any) -> Any:
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        return future.result(self.TIMEOUT)
+
+
+_publisher: _Publisher | None = None
+_publisher_lock = threading.Lock()
+
+
+def _group_send(layer: Any, group: str, message: dict) -> None:
+    global _publisher
+    if _redis() is None:  # the in-memory layer of tests lives on the caller's loop
+        async_to_sync(layer.group_send)(group, message)
+        return
+    with _publisher_lock:
+        if _publisher is None or _publisher.pid != os.getpid():  # forked: a new one
+            _publisher = _Publisher()
+    _publisher.run(layer.group_send(group, message))
+
+
 def _send(groups: list[str], message: dict) -> None:
     layer = get_channel_layer()
     if layer is None:
@@ -87,7 +127,7 @@ def _send(groups: list[str], message: dict) -> None:
     for group in groups:
         try:
             sequenced = {**message, "seq": next_sequence(group)}
-            async_to_sync(layer.group_send)(group, sequenced)
+            _group_send(layer, group, sequenced)
         except Exception as exc:
             # Nobody listening is no loss: the database is the record.
             logger.warning(
