@@ -81,12 +81,14 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
     async def _send(
         self, names: list[str], *, seq: int, snapshot: bool = False
     ) -> None:
-        fragments = await database_sync_to_async(render_fragments)(
-            names,
-            user=self.scope["user"],
-            worker=self.worker,
-            conversation_id=self.opened,
-        )
+        fragments = []
+        if names:
+            fragments = await database_sync_to_async(render_fragments)(
+                names,
+                user=self.scope["user"],
+                worker=self.worker,
+                conversation_id=self.opened,
+            )
         await self.send(
             text_data=json.dumps(
                 {
@@ -99,21 +101,35 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         )
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        """Any routing or message event for this worker: re-render from the database."""
+        """Any routing or message event for this worker: re-render, from the
+        database, the fragments that event can change."""
         if message["type"].startswith("websocket."):
             await super().dispatch(message)
             return
+        conversation = message.get("conversation_id")
+        if message["type"] == "message.received" and conversation == self.opened:
+            # On screen, so read: it adds nothing to the unread count.
+            await database_sync_to_async(mark_read)(
+                user=self.scope["user"], conversation_id=self.opened
+            )
+        await self._send(
+            self.changed_by(message["type"], conversation),
+            seq=int(message.get("seq") or 0),
+        )
+
+    def changed_by(self, kind: str, conversation: int | None) -> list[str]:
+        """The fragments an event can change. Every event still sends a frame, if
+        an empty one, so that its sequence number arrives."""
+        if kind.startswith("message."):
+            # A message moves its conversation up the list with one more unread;
+            # a status (ticks) shows only in the open conversation.
+            names = ["conversations"] if kind == "message.received" else []
+            if self.opened is not None and conversation == self.opened:
+                names.append("conversation")
+            return names
         names = ["offers", "conversations"]
-        if message["type"].startswith("worker."):
+        if kind.startswith("worker."):
             names.insert(0, "status")
-        if self.opened is not None and message.get("conversation_id") in (
-            None,
-            self.opened,
-        ):
+        if self.opened is not None:  # routing events may end the open one
             names.append("conversation")
-            if message.get("conversation_id") == self.opened:
-                # On screen, so read: it adds nothing to the unread count.
-                await database_sync_to_async(mark_read)(
-                    user=self.scope["user"], conversation_id=self.opened
-                )
-        await self._send(names, seq=int(message.get("seq") or 0))
+        return names

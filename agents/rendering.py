@@ -1,10 +1,12 @@
 """The console's context and fragments, shared by the views and the consumer."""
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.template.loader import render_to_string
+from django.utils.functional import SimpleLazyObject
 
 from agents import selectors
 from bots.messaging.api import within_whatsapp_window
@@ -20,15 +22,23 @@ FRAGMENT_IDS = {
 }
 
 
+def lazy(compute: Callable[[], Any]) -> Any:
+    """A context value computed when a template first reads it, then kept: a page
+    or fragment that does not show it costs no query."""
+    return SimpleLazyObject(compute)
+
+
 def console_context(*, user: Any, worker: Worker) -> dict[str, Any]:
     worker = Worker.objects.select_related("activity").get(pk=worker.pk)
     return {
         "worker": worker,
-        "activities": selectors.list_activities(),
-        "offers": selectors.list_offers(worker=worker),
-        "conversations": selectors.list_conversations(user=user, worker=worker),
-        "dispositions": selectors.list_dispositions(),
-        "targets": selectors.list_transfer_targets(worker=worker),
+        "activities": lazy(selectors.list_activities),
+        "offers": lazy(lambda: selectors.list_offers(worker=worker)),
+        "conversations": lazy(
+            lambda: selectors.list_conversations(user=user, worker=worker)
+        ),
+        "dispositions": lazy(selectors.list_dispositions),
+        "targets": lazy(lambda: selectors.list_transfer_targets(worker=worker)),
     }
 
 
@@ -42,22 +52,30 @@ def conversation_context(*, user: Any, conversation_id: int) -> dict[str, Any]:
         return {"conversation": None}
     if not selectors.can_see_conversation(user=user, conversation=conversation):
         raise PermissionDenied("You do not hold this conversation.")
-    window_open = (
-        conversation.sender.kind != ChannelKind.WHATSAPP
-        or within_whatsapp_window(
-            sender=conversation.sender, customer_address=conversation.contact.address
+
+    def window_open() -> bool:
+        return conversation.sender.kind != ChannelKind.WHATSAPP or (
+            within_whatsapp_window(
+                sender=conversation.sender,
+                customer_address=conversation.contact.address,
+            )
         )
-    )
+
+    is_open = lazy(window_open)
     return {
         "conversation": conversation,
-        "holds": selectors.holds_conversation(user=user, conversation=conversation),
-        "transcript": selectors.get_transcript(conversation=conversation),
-        "variables": selectors.get_flow_variables(conversation=conversation),
+        "holds": lazy(
+            lambda: selectors.holds_conversation(user=user, conversation=conversation)
+        ),
+        "transcript": lazy(lambda: selectors.get_transcript(conversation=conversation)),
+        "variables": lazy(
+            lambda: selectors.get_flow_variables(conversation=conversation)
+        ),
         "attributes": _readable(
             conversation.task.attributes if conversation.task else {}
         ),
-        "window_open": window_open,
-        "templates": [] if window_open else list(Template.objects.all()),
+        "window_open": is_open,
+        "templates": lazy(lambda: [] if is_open else list(Template.objects.all())),
     }
 
 
@@ -76,7 +94,10 @@ def render_fragments(
 ) -> list[dict[str, str]]:
     """The named fragments as [{"id", "html"}], for the console's socket."""
     context = console_context(user=user, worker=worker)
-    if conversation_id is not None:
+    if conversation_id is not None and "conversation" not in names:
+        # The list only marks the open one: its id is enough.
+        context["conversation"] = Conversation(pk=conversation_id)
+    elif conversation_id is not None:
         try:
             context.update(
                 conversation_context(user=user, conversation_id=conversation_id)

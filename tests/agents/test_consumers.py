@@ -452,3 +452,34 @@ def test_the_sweep_leaves_agents_who_are_not_available_alone(ana, settings):
 
     assert sweep_absent() == 0
     assert worker_of(ana).activity.name == "Break"
+
+
+def _status_of_last_reply(conversation_id: int) -> None:
+    """A status callback's live update for the conversation's latest message."""
+    from django.db import transaction
+
+    from bots.events import publish_message_event
+    from bots.models import Message
+
+    message = Message.objects.filter(conversation_id=conversation_id).latest("pk")
+    with transaction.atomic():
+        publish_message_event(message, "message.updated")
+
+
+@transactional
+@pytest.mark.asyncio
+async def test_a_frame_carries_only_the_fragments_its_event_can_change(
+    ana, with_ana, customer
+):
+    communicator, snapshot = await console_of(ana)
+
+    await database_sync_to_async(customer.say)("Una pregunta")
+    received = await communicator.receive_json_from(timeout=2)
+    await database_sync_to_async(_status_of_last_reply)(with_ana.pk)
+    updated = await communicator.receive_json_from(timeout=2)
+
+    # Not open: the list gets the unread badge; a status change shows nowhere.
+    assert ids_of(received) == ["conversations"]
+    assert 'aria-label="1 unread"' in html_of(received, "conversations")
+    assert (updated["fragments"], updated["seq"]) == ([], received["seq"] + 1)
+    await communicator.disconnect()
