@@ -6,7 +6,9 @@ channel layer delivers at most once) or reconnects asks for a snapshot, and a pi
 every few seconds compares numbers, so nothing is missed for long.
 """
 
+import asyncio
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -23,6 +25,10 @@ ALL = ["status", "offers", "conversations", "conversation"]
 
 
 class ConsoleConsumer(AsyncWebsocketConsumer):
+    """One agent's console. Events only mark fragments as changed; one render
+    loop per socket sends them, so a burst of events costs one render, and the
+    socket's channel never backs up while a render runs."""
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -34,14 +40,23 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             return
         self.group = worker_group(self.worker.pk)
         self.opened: int | None = None
+        self.changed: set[str] = set()  # fragments to send
+        self.first: int | None = None  # the first sequence number not yet sent
+        self.last = 0  # the last sequence number heard
+        self.wants_snapshot = False
+        self.unread_on_screen = False
+        self.renderer: asyncio.Task | None = None
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await database_sync_to_async(presence.seen)(worker_id=self.worker.pk)
-        await self.snapshot()
+        self.request(snapshot=True)
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "group", None):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        renderer = getattr(self, "renderer", None)
+        if renderer is not None:
+            renderer.cancel()
 
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None
@@ -56,70 +71,37 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         if kind == "open":
             opened = str(command.get("conversation"))
             self.opened = int(opened) if opened.isdigit() else None
-            if self.opened is not None:  # on screen now: read
-                await database_sync_to_async(mark_read)(
-                    user=self.scope["user"], conversation_id=self.opened
-                )
-            await self.snapshot()
+            self.unread_on_screen = self.opened is not None  # on screen now: read
+            self.request(snapshot=True)
         elif kind == "resync":
-            await self.snapshot()
+            self.request(snapshot=True)
         elif kind == "ping":
             await database_sync_to_async(presence.seen)(worker_id=self.worker.pk)
             latest = await database_sync_to_async(current_sequence)(self.group)
             seen = command.get("seq")
             if not isinstance(seen, int) or seen < latest:
-                await self.snapshot()
+                self.request(snapshot=True)
             else:
                 await self.send(text_data=json.dumps({"type": "pong", "seq": latest}))
 
-    async def snapshot(self) -> None:
-        seq = await database_sync_to_async(current_sequence)(self.group)
-        # Without an open conversation the panel is left as the page has it.
-        names = ALL if self.opened is not None else ALL[:-1]
-        await self._send(names, seq=seq, snapshot=True)
-
-    async def _send(
-        self, names: list[str], *, seq: int, snapshot: bool = False
-    ) -> None:
-        fragments = []
-        if names:
-            fragments = await database_sync_to_async(render_fragments)(
-                names,
-                user=self.scope["user"],
-                worker=self.worker,
-                conversation_id=self.opened,
-            )
-        await self.send(
-            text_data=json.dumps(
-                {
-                    "type": "fragments",
-                    "seq": seq,
-                    "snapshot": snapshot,
-                    "fragments": fragments,
-                }
-            )
-        )
-
     async def dispatch(self, message: dict[str, Any]) -> None:
-        """Any routing or message event for this worker: re-render, from the
-        database, the fragments that event can change."""
+        """Any routing or message event for this worker: mark the fragments it can
+        change; the render loop sends them from the database."""
         if message["type"].startswith("websocket."):
             await super().dispatch(message)
             return
         conversation = message.get("conversation_id")
         if message["type"] == "message.received" and conversation == self.opened:
             # On screen, so read: it adds nothing to the unread count.
-            await database_sync_to_async(mark_read)(
-                user=self.scope["user"], conversation_id=self.opened
-            )
-        await self._send(
+            self.unread_on_screen = True
+        self.request(
             self.changed_by(message["type"], conversation),
             seq=int(message.get("seq") or 0),
         )
 
     def changed_by(self, kind: str, conversation: int | None) -> list[str]:
-        """The fragments an event can change. Every event still sends a frame, if
-        an empty one, so that its sequence number arrives."""
+        """The fragments an event can change. Every event still reaches the
+        console, in a frame that may be empty, so that its sequence number does."""
         if kind.startswith("message."):
             # A message moves its conversation up the list with one more unread;
             # a status (ticks) shows only in the open conversation.
@@ -133,3 +115,62 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         if self.opened is not None:  # routing events may end the open one
             names.append("conversation")
         return names
+
+    def request(
+        self, names: Iterable[str] = (), *, seq: int = 0, snapshot: bool = False
+    ) -> None:
+        self.changed.update(names)
+        if seq:
+            self.first = seq if self.first is None else min(self.first, seq)
+            self.last = max(self.last, seq)
+        self.wants_snapshot |= snapshot
+        if self.renderer is None or self.renderer.done():
+            self.renderer = asyncio.ensure_future(self._render_loop())
+
+    async def _render_loop(self) -> None:
+        """Send what was asked for, then what was asked for meanwhile, in order."""
+        while self.wants_snapshot or self.first is not None:
+            if self.unread_on_screen and self.opened is not None:
+                self.unread_on_screen = False
+                await database_sync_to_async(mark_read)(
+                    user=self.scope["user"], conversation_id=self.opened
+                )
+            if self.wants_snapshot:
+                self.wants_snapshot, self.changed, self.first = False, set(), None
+                # Read first: the render below shows at least everything up to it.
+                seq = await database_sync_to_async(current_sequence)(self.group)
+                self.last = max(self.last, seq)
+                # Without an open conversation the panel is left as the page has it.
+                names = ALL if self.opened is not None else ALL[:-1]
+                await self._send(names, seq=seq, snapshot=True)
+                continue
+            names = [name for name in ALL if name in self.changed]
+            first, seq = self.first, self.last
+            self.changed, self.first = set(), None
+            await self._send(names, seq=seq, first=first)
+
+    async def _send(
+        self,
+        names: list[str],
+        *,
+        seq: int,
+        first: int | None = None,
+        snapshot: bool = False,
+    ) -> None:
+        fragments = []
+        if names:
+            fragments = await database_sync_to_async(render_fragments)(
+                names,
+                user=self.scope["user"],
+                worker=self.worker,
+                conversation_id=self.opened,
+            )
+        frame: dict[str, Any] = {
+            "type": "fragments",
+            "seq": seq,
+            "snapshot": snapshot,
+            "fragments": fragments,
+        }
+        if first is not None and first != seq:
+            frame["first"] = first  # the frame stands for events first..seq
+        await self.send(text_data=json.dumps(frame))

@@ -174,7 +174,8 @@ class Agent:
         if frame.get("type") != "fragments":
             return
         seq = int(frame.get("seq") or 0)
-        if not frame.get("snapshot") and self.seq and seq > self.seq + 1:
+        first = int(frame.get("first") or seq)  # a frame may stand for first..seq
+        if not frame.get("snapshot") and self.seq and first > self.seq + 1:
             self.record.counts["agent_sequence_gaps"] += 1
             self._spawn(self._send({"type": "resync"}))
         self.seq = max(self.seq, seq)

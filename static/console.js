@@ -124,7 +124,9 @@
       return;
     }
     if (frame.type !== "fragments") return;
-    if (!frame.snapshot && lastSeq && frame.seq !== lastSeq + 1 && frame.seq > lastSeq) {
+    // A frame may stand for several events in a row: "first" to "seq".
+    var first = frame.first || frame.seq;
+    if (!frame.snapshot && lastSeq && first > lastSeq + 1 && frame.seq > lastSeq) {
       // A message was lost on the way: render this one, then catch up.
       send({ type: "resync" });
     }

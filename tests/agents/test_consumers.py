@@ -483,3 +483,33 @@ async def test_a_frame_carries_only_the_fragments_its_event_can_change(
     assert 'aria-label="1 unread"' in html_of(received, "conversations")
     assert (updated["fragments"], updated["seq"]) == ([], received["seq"] + 1)
     await communicator.disconnect()
+
+
+def _burst(user, count: int) -> None:
+    """`count` routing events for the user's worker, published at one commit."""
+    from django.db import transaction
+
+    from routing.realtime import publish_on_commit
+
+    group = worker_group(worker_of(user).pk)
+    with transaction.atomic():
+        for _ in range(count):
+            publish_on_commit([group], "worker.activity.update")
+
+
+@transactional
+@pytest.mark.asyncio
+async def test_a_burst_of_events_is_sent_in_fewer_frames_that_cover_every_number(ana):
+    communicator, snapshot = await console_of(ana)
+
+    await database_sync_to_async(_burst)(ana, 6)
+    frames = []
+    while not frames or frames[-1]["seq"] < snapshot["seq"] + 6:
+        frames.append(await communicator.receive_json_from(timeout=2))
+
+    covered = [(f.get("first", f["seq"]), f["seq"]) for f in frames]
+    assert covered[0][0] == snapshot["seq"] + 1
+    assert all(b[0] == a[1] + 1 for a, b in zip(covered, covered[1:], strict=False))
+    assert len(frames) < 6
+    assert ids_of(frames[-1]) == ["status", "offers", "conversations"]
+    await communicator.disconnect()
