@@ -8,6 +8,7 @@ every few seconds compares numbers, so nothing is missed for long.
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,8 +19,11 @@ from agents import presence
 from agents.rendering import render_fragments
 from agents.selectors import get_worker
 from agents.services import mark_read
+from bots.models import Conversation
 from routing.events import worker_group
 from routing.realtime import current_sequence
+
+logger = logging.getLogger(__name__)
 
 ALL = ["status", "offers", "conversations", "conversation"]
 
@@ -128,26 +132,32 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             self.renderer = asyncio.ensure_future(self._render_loop())
 
     async def _render_loop(self) -> None:
-        """Send what was asked for, then what was asked for meanwhile, in order."""
+        """Send what was asked for, then what was asked for meanwhile, in order.
+        A frame that fails is logged and skipped: the console sees the gap in
+        the sequence and asks for a snapshot."""
         while self.wants_snapshot or self.first is not None:
-            if self.unread_on_screen and self.opened is not None:
-                self.unread_on_screen = False
-                await database_sync_to_async(mark_read)(
-                    user=self.scope["user"], conversation_id=self.opened
-                )
-            if self.wants_snapshot:
-                self.wants_snapshot, self.changed, self.first = False, set(), None
-                # Read first: the render below shows at least everything up to it.
-                seq = await database_sync_to_async(current_sequence)(self.group)
-                self.last = max(self.last, seq)
-                # Without an open conversation the panel is left as the page has it.
-                names = ALL if self.opened is not None else ALL[:-1]
-                await self._send(names, seq=seq, snapshot=True)
-                continue
-            names = [name for name in ALL if name in self.changed]
-            first, seq = self.first, self.last
-            self.changed, self.first = set(), None
-            await self._send(names, seq=seq, first=first)
+            try:
+                await self._render_next()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("console frame for %s failed", self.group)
+
+    async def _render_next(self) -> None:
+        read, self.unread_on_screen = self.unread_on_screen, False
+        if self.wants_snapshot:
+            self.wants_snapshot, self.changed, self.first = False, set(), None
+            # Read first: the render below shows at least everything up to it.
+            seq = await database_sync_to_async(current_sequence)(self.group)
+            self.last = max(self.last, seq)
+            # Without an open conversation the panel is left as the page has it.
+            names = ALL if self.opened is not None else ALL[:-1]
+            await self._send(names, seq=seq, snapshot=True, read=read)
+            return
+        names = [name for name in ALL if name in self.changed]
+        first, seq = self.first, self.last
+        self.changed, self.first = set(), None
+        await self._send(names, seq=seq, first=first, read=read)
 
     async def _send(
         self,
@@ -156,14 +166,17 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         seq: int,
         first: int | None = None,
         snapshot: bool = False,
+        read: bool = False,
     ) -> None:
+        """One frame. With `read`, the open conversation is marked read and sent
+        in the same step: a message marked read is always one shown."""
+        opened = self.opened
+        if read and opened is not None and "conversation" not in names:
+            names = [*names, "conversation"]
         fragments = []
         if names:
-            fragments = await database_sync_to_async(render_fragments)(
-                names,
-                user=self.scope["user"],
-                worker=self.worker,
-                conversation_id=self.opened,
+            fragments = await database_sync_to_async(self._render)(
+                names, opened, read and opened is not None
             )
         frame: dict[str, Any] = {
             "type": "fragments",
@@ -174,3 +187,13 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         if first is not None and first != seq:
             frame["first"] = first  # the frame stands for events first..seq
         await self.send(text_data=json.dumps(frame))
+
+    def _render(
+        self, names: list[str], opened: int | None, read: bool
+    ) -> list[dict[str, str]]:
+        user = self.scope["user"]
+        if read and opened and Conversation.objects.filter(pk=opened).exists():
+            mark_read(user=user, conversation_id=opened)
+        return render_fragments(
+            names, user=user, worker=self.worker, conversation_id=opened
+        )

@@ -102,6 +102,7 @@ async def measure(config: Config, stack: Stack, started: float) -> dict:
         "customers": dict(found["customers"]),
         "live_conversations_peak": found["live_conversations_peak"],
         "messages": found["messages"],
+        "never_shown": found["never_shown"],
         "assignments": found["assignments"],
         "counts": dict(sorted(Counter(record.counts).items())),
         "log_errors": stack.errors(),

@@ -107,7 +107,35 @@ async def analyse(
             1 for r in reservations if r[3] in ("accepted", "completed")
         ),
         "messages": {"inbound": len(inbound), "outbound": len(outbound)},
+        "never_shown": await _never_shown(database_url, record),
     }
+
+
+async def _never_shown(database_url: str, record: Record) -> list[dict[str, Any]]:
+    """Where each customer message no agent was shown stands in the database."""
+    found = []
+    async with await psycopg.AsyncConnection.connect(database_url) as connection:
+        for customer, pending in list(record.pending.items())[:20]:
+            cursor = await connection.execute(
+                "SELECT m.id, m.created_at, m.processed_at, c.id, c.phase, "
+                "(SELECT string_agg(w.name || ':' || r.status, ',') "
+                " FROM routing_reservation r"
+                " JOIN routing_worker w ON w.id = r.worker_id"
+                " WHERE r.task_id = c.task_id) "
+                "FROM bots_message m LEFT JOIN bots_conversation c "
+                "ON c.id = m.conversation_id WHERE m.body LIKE %s",
+                (f"%{pending.token}",),
+            )
+            rows = await cursor.fetchall()
+            found.append(
+                {
+                    "customer": customer,
+                    "token": pending.token,
+                    "sent_at": pending.sent_at,
+                    "stored": [[str(v) for v in row] for row in rows],
+                }
+            )
+    return found
 
 
 def _correctness(

@@ -140,16 +140,19 @@ def walk() -> dict[str, Any]:
         f"/console/conversations/{conversation.pk}/complete",
         {"disposition": "resolved"}, **htmx,
     ))  # fmt: skip
-    # What every accept, reject, completion and activity change runs: dispatch(),
-    # over every waiting task. Here one agent has room but speaks only English,
-    # and the tasks wait in the Spanish step: each is looked at, none is offered.
+    # What every completion, reject and activity change runs for the worker it
+    # freed: dispatch_for_workers(). Here one agent has room but speaks only
+    # English, and the tasks wait in the Spanish step: nothing for them waits.
+    # dispatch() is the walk of every waiting task only an edited workflow runs.
     Worker.objects.filter(pk=worker.pk).update(attributes={"languages": ["en"]})
-    step("dispatch() with 0 waiting tasks", routing.dispatch)
+    freed = lambda: routing.dispatch_for_workers([worker.pk])  # noqa: E731
+    step("dispatch_for_workers(), 0 waiting", freed)
     for _ in range(WAITING_TASKS):
         routing.create_task(
             workflow="Support", channel="chat", attributes={"language": "es"}
         )
-    step(f"dispatch() with {WAITING_TASKS} waiting tasks", routing.dispatch)
+    step(f"dispatch_for_workers(), {WAITING_TASKS} waiting", freed)
+    step(f"dispatch() (full walk), {WAITING_TASKS} waiting", routing.dispatch)
     step(f"beat sweep_routing with {WAITING_TASKS} waiting", routing.sweep)
     return costs
 

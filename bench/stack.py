@@ -268,7 +268,10 @@ def gunicorn(port: int, workers: int) -> list[str]:
     return [
         "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
         "--worker-class", "gthread", "--threads", "4",
-        "--backlog", "2048", "config.wsgi:application",
+        # Idle keep-alive connections stay open longer than any client keeps
+        # them (httpx: 5 s): a server closing first races the client's next
+        # request on that connection, which then fails.
+        "--keep-alive", "75", "--backlog", "2048", "config.wsgi:application",
     ]  # fmt: skip
 
 

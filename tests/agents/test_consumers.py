@@ -513,3 +513,33 @@ async def test_a_burst_of_events_is_sent_in_fewer_frames_that_cover_every_number
     assert len(frames) < 6
     assert ids_of(frames[-1]) == ["status", "offers", "conversations"]
     await communicator.disconnect()
+
+
+def _second_conversation(user, client, customer):
+    customer.ask_for_agent()
+    offer = pending_offer_of(user)
+    assert client.post(f"/console/offers/{offer.pk}/accept").status_code == 200
+    return customer.conversation
+
+
+@transactional
+@pytest.mark.asyncio
+async def test_a_message_marked_read_is_always_in_a_frame_even_when_switching(
+    ana, ana_client, with_ana, customer, new_customer
+):
+    other = await database_sync_to_async(_second_conversation)(
+        ana, ana_client, new_customer("Otro")
+    )
+    communicator, _ = await console_of(ana)
+    await communicator.send_json_to({"type": "open", "conversation": with_ana.pk})
+    await communicator.receive_json_from(timeout=2)
+
+    # The message lands on the open conversation as the agent switches away.
+    await database_sync_to_async(customer.say)("Justo ahora")
+    await communicator.send_json_to({"type": "open", "conversation": other.pk})
+    frames = await frame_with(communicator, f'data-conversation="{other.pk}"')
+
+    shown = any("Justo ahora" in html_of(f, "conversation") for f in frames)
+    unread = 'aria-label="1 unread"' in html_of(frames[-1], "conversations")
+    assert shown or unread
+    await communicator.disconnect()
