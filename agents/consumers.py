@@ -9,14 +9,14 @@ every few seconds compares numbers, so nothing is missed for long.
 import asyncio
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from agents import presence
-from agents.rendering import render_fragments
+from agents.rendering import render_fragments, render_messages
 from agents.selectors import get_worker
 from agents.services import mark_read
 from bots.models import Conversation
@@ -45,6 +45,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         self.group = worker_group(self.worker.pk)
         self.opened: int | None = None
         self.changed: set[str] = set()  # fragments to send
+        self.updated: set[int] = set()  # messages of the open conversation to send
         self.first: int | None = None  # the first sequence number not yet sent
         self.last = 0  # the last sequence number heard
         self.wants_snapshot = False
@@ -95,9 +96,12 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             await super().dispatch(message)
             return
         conversation = message.get("conversation_id")
-        if message["type"] == "message.received" and conversation == self.opened:
+        on_screen = self.opened is not None and conversation == self.opened
+        if message["type"] == "message.received" and on_screen:
             # On screen, so read: it adds nothing to the unread count.
             self.unread_on_screen = True
+        if message["type"] == "message.updated" and on_screen:
+            self.updated.add(int(message["message_id"]))  # its ticks
         self.request(
             self.changed_by(message["type"], conversation),
             seq=int(message.get("seq") or 0),
@@ -107,10 +111,12 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         """The fragments an event can change. Every event still reaches the
         console, in a frame that may be empty, so that its sequence number does."""
         if kind.startswith("message."):
-            # A message moves its conversation up the list with one more unread;
-            # a status (ticks) shows only in the open conversation.
+            # A message moves its conversation up the list with one more unread
+            # and joins the open conversation; a status (ticks) changes only that
+            # message, sent on its own (see dispatch).
             names = ["conversations"] if kind == "message.received" else []
-            if self.opened is not None and conversation == self.opened:
+            on_screen = self.opened is not None and conversation == self.opened
+            if on_screen and kind != "message.updated":
                 names.append("conversation")
             return names
         names = ["offers", "conversations"]
@@ -147,6 +153,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         read, self.unread_on_screen = self.unread_on_screen, False
         if self.wants_snapshot:
             self.wants_snapshot, self.changed, self.first = False, set(), None
+            self.updated = set()
             # Read first: the render below shows at least everything up to it.
             seq = await database_sync_to_async(current_sequence)(self.group)
             self.last = max(self.last, seq)
@@ -155,9 +162,11 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             await self._send(names, seq=seq, snapshot=True, read=read)
             return
         names = [name for name in ALL if name in self.changed]
+        # The whole conversation, when sent, has every message's ticks.
+        updated = [] if "conversation" in names else sorted(self.updated)
         first, seq = self.first, self.last
-        self.changed, self.first = set(), None
-        await self._send(names, seq=seq, first=first, read=read)
+        self.changed, self.first, self.updated = set(), None, set()
+        await self._send(names, seq=seq, first=first, read=read, updated=updated)
 
     async def _send(
         self,
@@ -167,6 +176,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         first: int | None = None,
         snapshot: bool = False,
         read: bool = False,
+        updated: Sequence[int] = (),
     ) -> None:
         """One frame. With `read`, the open conversation is marked read and sent
         in the same step: a message marked read is always one shown."""
@@ -177,6 +187,10 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         if names:
             fragments = await database_sync_to_async(self._render)(
                 names, opened, read and opened is not None
+            )
+        if updated and opened is not None:
+            fragments += await database_sync_to_async(render_messages)(
+                updated, conversation_id=opened
             )
         frame: dict[str, Any] = {
             "type": "fragments",

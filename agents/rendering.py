@@ -10,7 +10,7 @@ from django.utils.functional import SimpleLazyObject
 
 from agents import selectors
 from bots.messaging.api import within_whatsapp_window
-from bots.models import ChannelKind, Conversation, Template
+from bots.models import ChannelKind, Conversation, Message, Template
 from routing.models import Worker
 
 # Fragment name → the element id it replaces on the page.
@@ -109,3 +109,23 @@ def render_fragments(
         html = render_to_string(f"agents/console.html#{name}", context)
         fragments.append({"id": FRAGMENT_IDS[name], "html": html})
     return fragments
+
+
+def render_messages(
+    message_ids: list[int], *, conversation_id: int
+) -> list[dict[str, str]]:
+    """Messages of a conversation on their own (a status changed their ticks), as
+    fragments that replace each message on the page by its id."""
+    found = Message.objects.filter(
+        pk__in=message_ids, conversation_id=conversation_id
+    ).select_related("agent", "conversation__contact")
+    return [
+        {
+            "id": f"message-{message.pk}",
+            "html": render_to_string(
+                "agents/console.html#message",
+                {"message": message, "conversation": message.conversation},
+            ),
+        }
+        for message in found.order_by("pk")
+    ]

@@ -543,3 +543,41 @@ async def test_a_message_marked_read_is_always_in_a_frame_even_when_switching(
     unread = 'aria-label="1 unread"' in html_of(frames[-1], "conversations")
     assert shown or unread
     await communicator.disconnect()
+
+
+def _reply(client, conversation_id: int) -> int:
+    from bots.models import Message
+
+    response = client.post(
+        f"/console/conversations/{conversation_id}/send", {"body": "Enseguida"}
+    )
+    assert response.status_code == 200
+    return Message.objects.filter(conversation_id=conversation_id).latest("pk").pk
+
+
+def _delivered(message_id: int) -> None:
+    """Handed over to the backend, then reported delivered."""
+    from bots.messaging.api import deliver
+    from bots.services.status import advance_status
+
+    deliver(message_id=message_id)
+    advance_status(message_id=message_id, status="delivered")
+
+
+@transactional
+@pytest.mark.asyncio
+async def test_ticks_of_a_reply_on_screen_come_as_that_message_alone(
+    ana, ana_client, with_ana
+):
+    communicator, _ = await console_of(ana)
+    await communicator.send_json_to({"type": "open", "conversation": with_ana.pk})
+    await communicator.receive_json_from(timeout=2)
+    reply = await database_sync_to_async(_reply)(ana_client, with_ana.pk)
+    await frame_with(communicator, "Enseguida")
+
+    await database_sync_to_async(_delivered)(reply)
+    frames = await frame_with(communicator, "status-delivered")
+
+    assert all(ids_of(frame) == [f"message-{reply}"] for frame in frames)
+    assert "✓✓" in html_of(frames[-1])
+    await communicator.disconnect()
