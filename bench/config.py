@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any
 
 SERVERS = {
-    "daphne": "daphne ×N on N ports: HTTP and WebSockets",
-    "split": "gunicorn (N workers) for HTTP, one daphne for WebSockets: two ports",
-    "uvicorn": "uvicorn with N workers on one port: HTTP and WebSockets",
+    "daphne": "daphne ×{n} on {n} ports: HTTP and WebSockets",
+    "split": "gunicorn ({n} workers × {t} threads) for HTTP, one daphne for "
+    "WebSockets: two ports",
+    "uvicorn": "uvicorn with {n} workers on one port: HTTP and WebSockets",
 }
 RESULTS = Path(__file__).parent / "results"
 
@@ -25,6 +26,7 @@ class Config:
     think: float = 0.5
     server: str = "daphne"
     web_procs: int = 2
+    web_threads: int = 4
     worker_concurrency: int = 2
     baseline_seconds: float = 5.0
     connections: int = 32
@@ -44,7 +46,9 @@ class Config:
             data["out"] = str(self.out.resolve().relative_to(Path.cwd()))
         except ValueError:
             data["out"] = self.out.name
-        data["server_shape"] = SERVERS[self.server].replace("N", str(self.web_procs))
+        data["server_shape"] = SERVERS[self.server].format(
+            n=self.web_procs, t=self.web_threads
+        )
         return data
 
 
@@ -93,9 +97,15 @@ def parse(argv: list[str] | None = None) -> Config:
     )
     parser.add_argument(
         "--server", choices=sorted(SERVERS), default=defaults.server,
-        help="; ".join(f"{name}: {text}" for name, text in SERVERS.items()),
+        help="; ".join(
+            f"{name}: {text.format(n='N', t='T')}" for name, text in SERVERS.items()
+        ),
     )  # fmt: skip
     parser.add_argument("--web-procs", type=int, default=defaults.web_procs)
+    parser.add_argument(
+        "--web-threads", type=int, default=defaults.web_threads,
+        help="threads of each gunicorn worker (--server split)",
+    )  # fmt: skip
     parser.add_argument(
         "--worker-concurrency", type=int, default=defaults.worker_concurrency,
         help="Celery processes in each of the two workers",

@@ -121,7 +121,7 @@ class Stack:
             for number, port in enumerate(ports[:count], start=1):
                 self.spawn(f"web{number}", *daphne(port))
         elif server == "split":
-            self.spawn("web-http", *gunicorn(ports[0], count))
+            self.spawn("web-http", *gunicorn(ports[0], count, self.config.web_threads))
             self.spawn("web-ws", *daphne(ports[1]))
         else:
             self.spawn("web", *uvicorn(ports[0], count))
@@ -131,7 +131,7 @@ class Stack:
         process = subprocess.Popen(
             [sys.executable, *args],
             cwd=ROOT,
-            env=self.env,
+            env={**self.env, "PGAPPNAME": name},  # names it in pg_stat_activity
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -264,10 +264,10 @@ def daphne(port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def gunicorn(port: int, workers: int) -> list[str]:
+def gunicorn(port: int, workers: int, threads: int = 4) -> list[str]:
     return [
         "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-        "--worker-class", "gthread", "--threads", "4",
+        "--worker-class", "gthread", "--threads", str(threads),
         # Idle keep-alive connections stay open longer than any client keeps
         # them (httpx: 5 s): a server closing first races the client's next
         # request on that connection, which then fails.

@@ -163,6 +163,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery's Django fixup closes the database connection pool after every job in
+# prefork workers, so each job would open a new connection. Each worker process
+# keeps its pool; config/celery.py returns connections to it after each job.
+CELERY_DB_REUSE_MAX = 10**9
 # A webhook must answer at once even when the broker is down: fail fast when
 # publishing, the database row is the record and beat's sweep picks it up.
 CELERY_TASK_PUBLISH_RETRY = False
