@@ -24,7 +24,7 @@ class Config:
     duration: float = 240.0
     ramp: float = 30.0
     think: float = 0.5
-    server: str = "daphne"
+    server: str = "split"
     web_procs: int = 2
     web_threads: int = 4
     worker_concurrency: int = 2

@@ -265,13 +265,11 @@ def daphne(port: int) -> list[str]:
 
 
 def gunicorn(port: int, workers: int, threads: int = 4) -> list[str]:
+    """gunicorn with the production settings (gunicorn.conf.py), on our port."""
     return [
-        "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-        "--worker-class", "gthread", "--threads", str(threads),
-        # Idle keep-alive connections stay open longer than any client keeps
-        # them (httpx: 5 s): a server closing first races the client's next
-        # request on that connection, which then fails.
-        "--keep-alive", "75", "--backlog", "2048", "config.wsgi:application",
+        "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
+        "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+        "--threads", str(threads), "config.wsgi:application",
     ]  # fmt: skip
 
 

