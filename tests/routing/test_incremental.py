@@ -46,35 +46,27 @@ def test_completing_a_chat_offers_the_oldest_waiting_task_to_that_worker(center)
     assert ana.pk == Task.objects.get(pk=queued[0].pk).reservations.get().worker_id
 
 
-def test_the_cost_of_a_freed_worker_does_not_grow_with_the_waiting_tasks(center):
-    def free_after(count: int) -> int:
-        worker = hire(f"w{count}", "en", activity="Offline")
-        waiting(count, attributes={"language": "en"})
-        return statements(
-            lambda: services.set_worker_activity(
-                worker_id=worker.pk, activity="Available"
-            )
-        )
+def statements_to_free(speaking: str, english_waiting: int) -> int:
+    """Statements run when a new worker speaking `speaking` goes Available while
+    `english_waiting` English tasks wait."""
+    worker = hire(f"{speaking}{english_waiting}", speaking, activity="Offline")
+    waiting(english_waiting, attributes={"language": "en"})
+    return statements(
+        lambda: services.set_worker_activity(worker_id=worker.pk, activity="Available")
+    )
 
-    few = free_after(3)
+
+def test_the_cost_of_a_freed_worker_does_not_grow_with_the_waiting_tasks(center):
+    few = statements_to_free("en", 3)
     Task.objects.all().delete()
-    many = free_after(60)
+    many = statements_to_free("en", 60)
 
     assert few == many
 
 
 def test_tasks_in_queues_the_worker_is_not_in_are_not_looked_at(center):
-    def free_with_english_waiting(count: int) -> int:
-        worker = hire(f"es{count}", "es", activity="Offline")
-        waiting(count, attributes={"language": "en"})
-        return statements(
-            lambda: services.set_worker_activity(
-                worker_id=worker.pk, activity="Available"
-            )
-        )
-
-    none = free_with_english_waiting(0)
-    many = free_with_english_waiting(30)
+    none = statements_to_free("es", 0)
+    many = statements_to_free("es", 30)
 
     assert none == many
     assert Task.objects.filter(status="reserved").count() == 0
