@@ -64,13 +64,18 @@ def _redis() -> Any:
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
 
 
-def next_sequence(group: str) -> int:
+def next_sequences(groups: list[str]) -> list[int]:
+    """The next sequence number of each group (one round trip to Redis)."""
     client = _redis()
     if client is not None:
-        return int(client.incr(f"switchboard:seq:{group}"))
+        pipe = client.pipeline(transaction=False)
+        for group in groups:
+            pipe.incr(f"switchboard:seq:{group}")
+        return [int(number) for number in pipe.execute()]
     with _local_lock:
-        _local_counters[group] += 1
-        return _local_counters[group]
+        for group in groups:
+            _local_counters[group] += 1
+        return [_local_counters[group] for group in groups]
 
 
 def current_sequence(group: str) -> int:
@@ -109,27 +114,49 @@ _publisher: _Publisher | None = None
 _publisher_lock = threading.Lock()
 
 
-def _group_send(layer: Any, group: str, message: dict) -> None:
+def _group_send_all(layer: Any, messages: list[tuple[str, dict]]) -> list[Any]:
+    """Send each (group, message); what each send raised, or None."""
     global _publisher
     if _redis() is None:  # the in-memory layer of tests lives on the caller's loop
-        async_to_sync(layer.group_send)(group, message)
-        return
+        outcomes: list[Any] = []
+        for group, message in messages:
+            try:
+                async_to_sync(layer.group_send)(group, message)
+                outcomes.append(None)
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
     with _publisher_lock:
         if _publisher is None or _publisher.pid != os.getpid():  # forked: a new one
             _publisher = _Publisher()
-    _publisher.run(layer.group_send(group, message))
+
+    async def send_all() -> list[Any]:
+        return await asyncio.gather(
+            *(layer.group_send(group, message) for group, message in messages),
+            return_exceptions=True,
+        )
+
+    return list(_publisher.run(send_all()))
 
 
 def _send(groups: list[str], message: dict) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    for group in groups:
-        try:
-            sequenced = {**message, "seq": next_sequence(group)}
-            _group_send(layer, group, sequenced)
-        except Exception as exc:
+    try:
+        numbers = next_sequences(groups)
+        outcomes = _group_send_all(
+            layer,
+            [
+                (group, {**message, "seq": number})
+                for group, number in zip(groups, numbers, strict=True)
+            ],
+        )
+    except Exception as exc:
+        outcomes = [exc] * len(groups)
+    for group, outcome in zip(groups, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
             # Nobody listening is no loss: the database is the record.
             logger.warning(
-                "could not publish %s to %s: %s", message["type"], group, exc
+                "could not publish %s to %s: %s", message["type"], group, outcome
             )

@@ -69,3 +69,23 @@ def test_publishes_from_sync_code_reach_the_group_over_one_connection(valkey):
     assert [(m["n"], m["seq"]) for m in received] == [(n, n + 1) for n in range(6)]
     # Each connection to inspect the counter is one; publishing opened none.
     assert opened <= 1
+
+
+def test_one_publish_reaches_every_group_with_each_group_s_own_number(valkey):
+    layer = get_channel_layer()
+    first, second = (async_to_sync(layer.new_channel)() for _ in range(2))
+    async_to_sync(layer.group_add)("worker.7", first)
+    async_to_sync(layer.group_add)("supervisors", second)
+    realtime._send(["supervisors"], {"type": "queue.changed"})
+
+    realtime._send(["worker.7", "supervisors"], {"type": "task.created", "task_id": 3})
+
+    async def drain() -> tuple[dict, list[dict]]:
+        return await layer.receive(first), [
+            await layer.receive(second) for _ in range(2)
+        ]
+
+    to_worker, to_supervisors = async_to_sync(drain)()
+    assert (to_worker["task_id"], to_worker["seq"]) == (3, 1)
+    assert [m["seq"] for m in to_supervisors] == [1, 2]
+    assert to_supervisors[1]["task_id"] == 3
