@@ -83,7 +83,7 @@ async def measure(config: Config, stack: Stack, started: float) -> dict:
     )
     phase("analysed", started)
     measured["webhook_saturation"] = await baselines.webhook_saturation(
-        stack.web.http,
+        stack.web.webhooks,
         Signer(stack.auth_token, stack.web.public),
         **saturation,
     )

@@ -27,6 +27,7 @@ class Config:
     server: str = "split"
     web_procs: int = 2
     web_threads: int = 4
+    webhook_procs: int = 1
     worker_concurrency: int = 2
     baseline_seconds: float = 5.0
     connections: int = 32
@@ -49,6 +50,10 @@ class Config:
         data["server_shape"] = SERVERS[self.server].format(
             n=self.web_procs, t=self.web_threads
         )
+        if self.server == "split" and self.webhook_procs:
+            data["server_shape"] += (
+                f", and gunicorn ({self.webhook_procs} workers) for the webhooks"
+            )
         return data
 
 
@@ -102,6 +107,11 @@ def parse(argv: list[str] | None = None) -> Config:
         ),
     )  # fmt: skip
     parser.add_argument("--web-procs", type=int, default=defaults.web_procs)
+    parser.add_argument(
+        "--webhook-procs", type=int, default=defaults.webhook_procs,
+        help="--server split: a gunicorn of its own with this many workers for "
+        "Twilio's webhooks (0: they share the HTTP one)",
+    )  # fmt: skip
     parser.add_argument(
         "--web-threads", type=int, default=defaults.web_threads,
         help="threads of each gunicorn worker (--server split)",

