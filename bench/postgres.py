@@ -5,10 +5,13 @@ As tests/pg does it: `initdb` as the postgres OS user (it refuses root), then
 durable defaults (fsync, synchronous_commit): the benchmark is of production.
 """
 
+import contextlib
 import glob
 import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +56,7 @@ def _run(command: list[str]) -> None:
 @dataclass
 class Cluster:
     root: Path
+    settings: str = ""  # more `-c name=value` server options
     port: int = 0
     bin_dir: Path | None = None
     started: bool = False
@@ -83,7 +87,8 @@ class Cluster:
             # Per-statement counts, for the report's slowest queries.
             "-c shared_preload_libraries=pg_stat_statements "
             # Commit times, so that the analysis orders what committed when.
-            "-c track_commit_timestamp=on"
+            "-c track_commit_timestamp=on "
+            f"{self.settings}"
         )
         log = self.root / "server.log"
         try:
@@ -124,3 +129,17 @@ class Cluster:
             if result.returncode == 0:
                 break
         self.started = False
+
+
+@contextlib.contextmanager
+def throwaway_cluster(settings: str = "") -> Iterator[Cluster]:
+    """A started cluster under a temporary directory; stopped and deleted on exit."""
+    tmp = Path(tempfile.mkdtemp(prefix="switchboard-bench-pg-"))
+    tmp.chmod(0o711)  # the postgres user must reach its cluster below
+    cluster = Cluster(tmp / "pg", settings=settings)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(tmp, ignore_errors=True)

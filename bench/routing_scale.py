@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import glob
 import json
 import os
 import platform
@@ -60,9 +59,7 @@ import random
 import re
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -71,13 +68,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.ports import free_port
+from bench.postgres import throwaway_cluster
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "routing_scale.json"
 COMMAND = ".venv/bin/python -m bench.routing_scale"
 
-PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
-SUPERUSER = "postgres"
-DATABASE = "switchboard"
 SERVER_OPTIONS = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 
 WORKFLOW = "Support"
@@ -96,79 +93,18 @@ LANGUAGES = ("en", "es", "fr", "de")
 SEED = 6
 
 
-# -- a throwaway PostgreSQL cluster ------------------------------------------------
-
-
-def find_pg_bin() -> Path:
-    found = [
-        Path(path)
-        for path in glob.glob(PG_BIN_GLOB)
-        if (Path(path) / "initdb").is_file() and (Path(path) / "pg_ctl").is_file()
-    ]
-    if not found:
-        raise SystemExit(f"no PostgreSQL server binaries under {PG_BIN_GLOB}")
-    return max(found, key=lambda p: [int(x) for x in re.findall(r"\d+", p.parent.name)])
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def as_postgres(*command: str | os.PathLike) -> list[str]:
-    """initdb refuses to run as root: run the server's tools as `postgres`."""
-    args = [str(part) for part in command]
-    return ["runuser", "-u", SUPERUSER, "--", *args] if os.geteuid() == 0 else args
-
-
-def run(command: list[str]) -> None:
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)}:\n{done.stdout}\n{done.stderr}")
+# -- a throwaway PostgreSQL cluster (bench/postgres.py) and Redis ----------------
 
 
 @contextlib.contextmanager
 def postgres_cluster() -> Iterator[tuple[str, str]]:
     """Yield (database URL, server version); stop and delete the cluster on exit."""
-    bin_dir = find_pg_bin()
-    root = Path(tempfile.mkdtemp(prefix="switchboard-bench-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(root, user=SUPERUSER)
-    data, port = root / "data", free_port()
-    try:
-        run(
-            as_postgres(
-                bin_dir / "initdb",
-                *("--pgdata", data, "--username", SUPERUSER, "--auth", "trust"),
-                *("--encoding", "UTF8", "--locale", "C", "--no-sync"),
-            )
-        )
-        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} {SERVER_OPTIONS}"
-        run(
-            as_postgres(
-                bin_dir / "pg_ctl",
-                *("--pgdata", data, "--log", root / "server.log", "--wait"),
-                *("--timeout", "30", "--options", options, "start"),
-            )
-        )
-        import psycopg
+    import psycopg
 
-        admin = f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres"
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f"CREATE DATABASE {DATABASE}")
+    with throwaway_cluster(SERVER_OPTIONS) as cluster:
+        with psycopg.connect(cluster.url(), autocommit=True) as connection:
             row = connection.execute("SHOW server_version").fetchone()
-        version = str(row[0]) if row else "?"
-        yield f"postgres://{SUPERUSER}@127.0.0.1:{port}/{DATABASE}", version
-    finally:
-        subprocess.run(
-            as_postgres(
-                bin_dir / "pg_ctl", "--pgdata", data, "stop", "-m", "immediate"
-            ),
-            capture_output=True,
-            timeout=60,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+        yield cluster.url(), str(row[0]) if row else "?"
 
 
 @contextlib.contextmanager
