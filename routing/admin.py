@@ -12,7 +12,7 @@ from django.forms import BaseInlineFormSet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from routing import clock, expressions, services
+from routing import clock, selectors, services
 from routing.forms import (
     MoveToQueueForm,
     TaskQueueForm,
@@ -189,21 +189,15 @@ class TaskChannelAdmin(admin.ModelAdmin):
 
 
 def count_members(queues: list[Any]) -> None:
-    """Set `eligible` and `available` on each queue: the workers its expression
-    matches, and those of them in an available activity (TaskRouter's
-    total_eligible_workers and total_available_workers). One query for all."""
-    workers = list(Worker.objects.values_list("attributes", "activity__available"))
+    """Set `eligible` and `available` on each queue (selectors.count_queue_members);
+    an expression stored before it was checked shows as such."""
+    counts = selectors.count_queue_members(queues)
     for queue in queues:
-        try:
-            members = [
-                available
-                for attributes, available in workers
-                if expressions.matches(queue.target_workers, attributes)
-            ]
-        except expressions.ExpressionError:  # stored before it was checked
+        found = counts[queue.pk]
+        if found is None:
             queue.eligible = queue.available = "invalid expression"
-            continue
-        queue.eligible, queue.available = len(members), sum(members)
+        else:
+            queue.eligible, queue.available = found
 
 
 @admin.register(TaskQueue)

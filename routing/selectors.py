@@ -100,11 +100,35 @@ def _worker_states() -> list[_WorkerState]:
 def _members(queue: TaskQueue, workers: list[_WorkerState]) -> list[_WorkerState]:
     """The workers `queue.target_workers` matches; none if it does not parse (the
     admin refuses such an expression; statistics must not fail on an old one)."""
+    return _members_or_none(queue, workers) or []
+
+
+def _members_or_none(
+    queue: TaskQueue, workers: list[_WorkerState]
+) -> list[_WorkerState] | None:
     try:
         expression = expressions.parse(queue.target_workers)
     except expressions.ExpressionError:
-        return []
+        return None
     return [worker for worker in workers if expression.evaluate(worker.attributes)]
+
+
+def count_queue_members(
+    queues: Iterable[TaskQueue],
+) -> dict[int, tuple[int, int] | None]:
+    """Per queue id: its eligible and available workers (TaskRouter's
+    total_eligible_workers and total_available_workers), or None when its
+    expression does not parse. Two queries for all the queues."""
+    workers = _worker_states()
+    counts: dict[int, tuple[int, int] | None] = {}
+    for queue in queues:
+        members = _members_or_none(queue, workers)
+        counts[queue.pk] = (
+            None
+            if members is None
+            else (len(members), sum(worker.available for worker in members))
+        )
+    return counts
 
 
 def _task_groups(queue_id: int | None) -> list[dict[str, Any]]:
