@@ -19,7 +19,6 @@ from agents import presence
 from agents.rendering import render_fragments, render_messages
 from agents.selectors import get_worker
 from agents.services import mark_read
-from bots.models import Conversation
 from routing.events import worker_group
 from routing.realtime import current_sequence
 
@@ -206,7 +205,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         self, names: list[str], opened: int | None, read: bool
     ) -> list[dict[str, str]]:
         user = self.scope["user"]
-        if read and opened and Conversation.objects.filter(pk=opened).exists():
+        if read and opened:
             mark_read(user=user, conversation_id=opened)
         return render_fragments(
             names, user=user, worker=self.worker, conversation_id=opened

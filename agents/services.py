@@ -95,16 +95,18 @@ def send_reply(
 
 
 def mark_read(*, user: Any, conversation_id: int) -> None:
+    """Everything in the conversation so far is read. A conversation without
+    messages (or none at all: an id from a socket) has nothing to mark."""
     last = (
         Message.objects.filter(conversation_id=conversation_id)
         .order_by("-pk")
         .values_list("pk", flat=True)
         .first()
     )
+    if last is None:
+        return
     ReadMarker.objects.update_or_create(
-        user=user,
-        conversation_id=conversation_id,
-        defaults={"last_message_id": last or 0},
+        user=user, conversation_id=conversation_id, defaults={"last_message_id": last}
     )
 
 

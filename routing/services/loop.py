@@ -119,7 +119,10 @@ def _fill(
         seen.add(task_id)
         offered = dispatch_one(task_id)
         made += offered
-        if offered and not with_room([worker_id]).filter(channel_id=channel_id):
+        if (
+            offered
+            and not with_room([worker_id]).filter(channel_id=channel_id).exists()
+        ):
             break
     return made
 
